@@ -1,0 +1,164 @@
+import * as Y from 'yjs'
+import type { Clock } from './clock.ts'
+import { ChorusError } from './errors.ts'
+import type { ActivityRecord } from './events.ts'
+import { createGrantVerifier } from './grants.ts'
+import type { LeaseClient } from './lease-client.ts'
+import { compareEntries, JsonLog, readEntry, type LogEntry } from './log.ts'
+import { ROOT, RESTRICTED_CHANNELS, type LeaseGrant, type Participant, type RestrictedChannel } from './schema.ts'
+
+/** Marks transactions made through this replica's API (as opposed to remote or stored updates). */
+export const LOCAL_ORIGIN: unique symbol = Symbol.for('chorus.local')
+
+/**
+ * What every part of the typed API shares: the documents, the logs, the clock and the lease client.
+ * Internal to the package; users see `Space`.
+ */
+export class SpaceCore {
+  readonly id: string
+  readonly doc: Y.Doc
+  /** Documents of the restricted channels, keyed by channel; each holds its own `messages` log. */
+  readonly restricted: ReadonlyMap<RestrictedChannel, Y.Doc>
+  readonly clock: Clock
+  readonly leases: LeaseClient | undefined
+  readonly activity: JsonLog
+  readonly messageLogs: ReadonlyMap<string, JsonLog>
+  readonly meta: Y.Map<unknown>
+  readonly participants: Y.Map<Y.Map<unknown>>
+  readonly state: Y.Map<unknown>
+  readonly tasks: Y.Map<Y.Map<unknown>>
+  readonly proposals: Y.Map<Y.Map<unknown>>
+  readonly resources: Y.Map<Y.Map<unknown>>
+  readonly cursors: Y.Map<Y.Map<number>>
+  private readonly customVerify: ((grant: LeaseGrant) => boolean) | undefined
+  private verifier: { key: string; verify: (grant: LeaseGrant) => boolean } | undefined
+  private byRef: Map<string, LogEntry[]> | undefined
+  private readonly random: () => number
+
+  constructor(options: {
+    id: string
+    doc: Y.Doc
+    clock: Clock
+    leases?: LeaseClient
+    verifyGrant?: (grant: LeaseGrant) => boolean
+    random?: () => number
+  }) {
+    this.random = options.random ?? Math.random
+    this.id = options.id
+    this.doc = options.doc
+    this.clock = options.clock
+    this.leases = options.leases
+    this.customVerify = options.verifyGrant
+    const d = this.doc
+    this.meta = d.getMap(ROOT.meta)
+    this.participants = d.getMap(ROOT.participants)
+    this.state = d.getMap(ROOT.state)
+    this.tasks = d.getMap(ROOT.tasks)
+    this.proposals = d.getMap(ROOT.proposals)
+    this.resources = d.getMap(ROOT.resources)
+    this.cursors = d.getMap(ROOT.cursors)
+    this.activity = new JsonLog(d.getText(ROOT.activity))
+    const restricted = new Map<RestrictedChannel, Y.Doc>()
+    const logs = new Map<string, JsonLog>([['main', new JsonLog(d.getText(ROOT.messages))]])
+    for (const channel of Object.keys(RESTRICTED_CHANNELS) as RestrictedChannel[]) {
+      const sub = new Y.Doc({ guid: `${this.id}#${channel}` })
+      restricted.set(channel, sub)
+      logs.set(channel, new JsonLog(sub.getText(ROOT.messages)))
+    }
+    this.restricted = restricted
+    this.messageLogs = logs
+  }
+
+  /** A fresh id for a task, proposal, resource or revision. */
+  newId(prefix: string): string {
+    return `${prefix}-${Math.floor(this.random() * 2 ** 48).toString(36).padStart(10, '0')}`
+  }
+
+  now(): number {
+    return this.clock.now()
+  }
+
+  /** Runs `fn` in one transaction of the main document, so views and peers see its writes together. */
+  transact<T>(fn: () => T): T {
+    let out: T | undefined
+    this.doc.transact(() => {
+      out = fn()
+    }, LOCAL_ORIGIN)
+    return out as T
+  }
+
+  /** Appends an activity record; call inside `transact`. */
+  record(rec: ActivityRecord, at = this.now()): string {
+    return this.activity.append(at, rec)
+  }
+
+  /** Activity entries about one entity (task, proposal, resource), in agreed order; indexed on first use. */
+  activityFor(ref: string): readonly LogEntry[] {
+    if (this.byRef === undefined) {
+      const index = new Map<string, LogEntry[]>()
+      const add = (e: LogEntry): void => {
+        const r = readEntry<ActivityRecord>(e).ref
+        if (r === undefined) return
+        const list = index.get(r)
+        if (list === undefined) index.set(r, [e])
+        else {
+          let i = list.length
+          while (i > 0 && compareEntries(list[i - 1] as LogEntry, e) > 0) i--
+          list.splice(i, 0, e)
+        }
+      }
+      for (const e of this.activity.entries()) add(e)
+      this.activity.onAppend((entries) => entries.forEach(add))
+      this.byRef = index
+    }
+    return this.byRef.get(ref) ?? []
+  }
+
+  participant(id: string): Participant | undefined {
+    const m = this.participants.get(id)
+    return m === undefined ? undefined : readParticipant(id, m)
+  }
+
+  requireParticipant(id: string): Participant {
+    const p = this.participant(id)
+    if (p === undefined) throw new ChorusError('not_found', `unknown participant "${id}"; join first`, { participant: id })
+    return p
+  }
+
+  /** Whether a grant read from the document is signed by the arbiter whose key is in `meta` (L7). */
+  verifyGrant(grant: LeaseGrant): boolean {
+    if (grant.space !== this.id) return false
+    if (this.customVerify !== undefined) return this.customVerify(grant)
+    const key = this.meta.get('relayKey')
+    if (typeof key !== 'string') return false
+    if (this.verifier?.key !== key) this.verifier = { key, verify: createGrantVerifier(key) }
+    return this.verifier.verify(grant)
+  }
+
+  /** Makes sure `meta.relayKey` names the lease client's key before a grant from it is written down. */
+  async leaseClient(): Promise<LeaseClient> {
+    if (this.leases === undefined) {
+      throw new ChorusError('lease_unavailable', 'this replica has no lease arbiter (connect to a relay or pass `leases`)')
+    }
+    const key = await this.leases.publicKey()
+    if (this.meta.get('relayKey') !== key) this.transact(() => this.meta.set('relayKey', key))
+    return this.leases
+  }
+}
+
+export const readParticipant = (id: string, m: Y.Map<unknown>): Participant => {
+  const p: Participant = {
+    id,
+    name: m.get('name') as string,
+    kind: m.get('kind') as Participant['kind'],
+    capabilities: (m.get('capabilities') as string[] | undefined) ?? [],
+    metadata: (m.get('metadata') as Participant['metadata'] | undefined) ?? {},
+    joinedAt: m.get('joinedAt') as number,
+    lastSeen: m.get('lastSeen') as number,
+  }
+  const channels = m.get('channels')
+  if (Array.isArray(channels)) p.channels = channels as string[]
+  const left = m.get('leftAt')
+  if (typeof left === 'number') p.leftAt = left
+  return p
+}

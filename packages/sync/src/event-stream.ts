@@ -1,0 +1,167 @@
+import type * as Y from 'yjs'
+import type { SpaceCore } from './core.ts'
+import { ChorusError } from './errors.ts'
+import { EVENT_TYPES, type ActivityRecord, type ChorusEvent, type EventType, type HistoryQuery } from './events.ts'
+import type { LeaseClient } from './lease-client.ts'
+import { newestFirst, readEntry, type LogEntry } from './log.ts'
+import type { Message, Resource } from './schema.ts'
+import { STORE_ORIGIN } from './store.ts'
+
+type Handler = (event: ChorusEvent) => void
+
+const messageEvent = (e: LogEntry): ChorusEvent => {
+  const m: Message = { id: e.id, at: e.at, ...readEntry<Omit<Message, 'id' | 'at'>>(e) }
+  return { id: e.id, type: 'message', at: e.at, participant: m.from, ref: m.id, data: m }
+}
+
+const activityEvent = (e: LogEntry): ChorusEvent => {
+  const r = readEntry<ActivityRecord>(e)
+  const ev = { id: e.id, type: r.type, at: e.at, participant: r.by, data: r.data ?? {} } as ChorusEvent
+  if (r.ref !== undefined) ev.ref = r.ref
+  return ev
+}
+
+const conflictEvents = (resources: Resource[]): ChorusEvent[] =>
+  resources
+    .flatMap((r) =>
+      r.conflicts.map(
+        (c): ChorusEvent => ({
+          id: `conflict:${c.other.id}`,
+          type: 'conflict',
+          at: Math.max(c.kept.at, c.other.at),
+          participant: c.other.by,
+          ref: r.id,
+          data: { version: c.version, kept: c.kept.id, other: c.other.id },
+        }),
+      ),
+    )
+    .sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1))
+
+/**
+ * The typed event stream. Nothing is stored twice: message events come from the message logs, conflicts from
+ * resource revisions, everything else from the activity log. History is in the agreed order (time, then id),
+ * identical on every replica; live events fire as changes arrive, local or remote, but not for history loaded
+ * from a store.
+ */
+export class EventStream {
+  private readonly core: SpaceCore
+  private readonly resources: () => Resource[]
+  private readonly handlers = new Map<EventType | '*', Set<Handler>>()
+  private readonly seenConflicts = new Set<string>()
+  private readonly unsubscribe: Array<() => void> = []
+
+  constructor(core: SpaceCore, resources: () => Resource[], leases?: LeaseClient) {
+    this.core = core
+    this.resources = resources
+    for (const log of core.messageLogs.values()) {
+      this.unsubscribe.push(log.onAppend((entries, txn) => this.live(txn, entries.map(messageEvent))))
+    }
+    this.unsubscribe.push(core.activity.onAppend((entries, txn) => this.live(txn, entries.map(activityEvent))))
+    for (const e of conflictEvents(resources())) this.seenConflicts.add(e.id)
+    const onResources = (_: unknown, txn: Y.Transaction): void => {
+      const fresh = conflictEvents(this.resources()).filter((e) => !this.seenConflicts.has(e.id))
+      for (const e of fresh) this.seenConflicts.add(e.id)
+      this.live(txn, fresh)
+    }
+    core.resources.observeDeep(onResources)
+    this.unsubscribe.push(() => core.resources.unobserveDeep(onResources))
+    if (leases !== undefined) {
+      this.unsubscribe.push(
+        leases.onLost((grant, reason) =>
+          this.emit({
+            id: `lease_lost:${grant.key}:${grant.token}`,
+            type: 'lease_lost',
+            at: core.now(),
+            participant: grant.holder,
+            ref: grant.key,
+            data: { key: grant.key, token: grant.token, reason },
+          }),
+        ),
+      )
+    }
+  }
+
+  /** Calls `handler` for each live event of `type` (or every type with '*'); returns an unsubscribe function. */
+  on<T extends EventType>(type: T | '*', handler: (event: ChorusEvent<T>) => void): () => void {
+    if (type !== '*' && !EVENT_TYPES.includes(type)) throw new ChorusError('invalid_input', `unknown event type "${String(type)}"`)
+    let set = this.handlers.get(type)
+    if (set === undefined) this.handlers.set(type, (set = new Set()))
+    set.add(handler as Handler)
+    return () => set.delete(handler as Handler)
+  }
+
+  /** Past events, oldest first, filtered; `limit` keeps the newest ones. */
+  history(query: HistoryQuery = {}): ChorusEvent[] {
+    const types = query.type === undefined ? undefined : new Set(Array.isArray(query.type) ? query.type : [query.type])
+    for (const t of types ?? []) if (!EVENT_TYPES.includes(t)) throw new ChorusError('invalid_input', `unknown event type "${t}"`)
+    const wants = (t: EventType): boolean => types === undefined || types.has(t)
+    const out: ChorusEvent[] = []
+    const limit = query.limit ?? Infinity
+    let foundAfter = query.after === undefined
+    type Kind = 'message' | 'activity' | 'conflict'
+    const sources: Array<readonly { at: number; id: string }[]> = []
+    const kinds: Kind[] = []
+    const add = (list: readonly { at: number; id: string }[], kind: Kind): void => {
+      sources.push(list)
+      kinds.push(kind)
+    }
+    if (wants('message')) for (const log of this.core.messageLogs.values()) add(log.entries(), 'message')
+    if (types === undefined || [...types].some((t) => t !== 'message' && t !== 'conflict')) add(this.core.activity.entries(), 'activity')
+    if (wants('conflict')) add(conflictEvents(this.resources()), 'conflict')
+    for (const [item, source] of newestFirst(sources)) {
+      if (query.after !== undefined && item.id === query.after) {
+        foundAfter = true
+        break
+      }
+      if (query.since !== undefined && item.at < query.since) break
+      const kind = kinds[source]
+      const ev = kind === 'message' ? messageEvent(item as LogEntry) : kind === 'activity' ? activityEvent(item as LogEntry) : (item as ChorusEvent)
+      if (!wants(ev.type)) continue
+      if (query.participant !== undefined && ev.participant !== query.participant) continue
+      out.push(ev)
+      if (out.length >= limit && query.after === undefined) break
+    }
+    if (!foundAfter) throw new ChorusError('not_found', `no event with id "${query.after}" to replay from`)
+    out.reverse()
+    return out.length > limit ? out.slice(out.length - limit) : out
+  }
+
+  /** Feeds past events matching `query` to `handler` in order, e.g. to rebuild a view from a point. */
+  replay(query: HistoryQuery, handler: (event: ChorusEvent) => void): number {
+    const events = this.history(query)
+    for (const e of events) handler(e)
+    return events.length
+  }
+
+  /** Total number of events in the history. */
+  count(): number {
+    let n = this.core.activity.size + conflictEvents(this.resources()).length
+    for (const log of this.core.messageLogs.values()) n += log.size
+    return n
+  }
+
+  destroy(): void {
+    for (const u of this.unsubscribe) u()
+    this.handlers.clear()
+  }
+
+  private live(txn: Y.Transaction, events: ChorusEvent[]): void {
+    if (txn.origin === STORE_ORIGIN || events.length === 0) return
+    for (const e of events) this.emit(e)
+  }
+
+  private emit(event: ChorusEvent): void {
+    for (const key of [event.type, '*'] as const) {
+      for (const h of this.handlers.get(key) ?? []) {
+        try {
+          h(event)
+        } catch (err) {
+          // One failing handler must not stop the others or the document transaction that triggered it.
+          queueMicrotask(() => {
+            throw err
+          })
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * @chorus/sync: the space replica every Chorus participant holds.
+ *
+ * ```ts
+ * import { Space, LocalLeaseClient } from '@chorus/sync'
+ *
+ * const space = new Space({ id: 'demo', leases: new LocalLeaseClient() })
+ * const alice = space.join({ id: 'alice', name: 'Alice', kind: 'human' })
+ * const bot = space.join({ id: 'bot', name: 'Helper', kind: 'ai' })
+ *
+ * alice.send('Can someone review main.py?', { priority: 'high' })
+ * const task = alice.createTask({ title: 'Review main.py' })
+ * await bot.claim(task.id)
+ * await bot.complete(task.id, { verdict: 'looks good' })
+ * console.log(bot.inbox().length, space.tasks.get(task.id)?.status) // 1 'completed'
+ * space.destroy()
+ * ```
+ *
+ * (test/sync/readme-example.test.ts runs this example.)
+ */
+export { Space, type SpaceOptions, type SpaceDocument, type SpaceSnapshot } from './space.ts'
+export { Member } from './member.ts'
+export { ChorusError, isChorusError, type ChorusErrorCode } from './errors.ts'
+export { systemClock, ManualClock, type Clock } from './clock.ts'
+export * from './schema.ts'
+export { EVENT_TYPES, type ChorusEvent, type EventType, type EventData, type HistoryQuery } from './events.ts'
+export type { JoinOptions } from './participants.ts'
+export type { PresenceInfo, PresenceStatus } from './presence.ts'
+export type { StateMode } from './state.ts'
+export type { SendOptions } from './messages.ts'
+export { DEFAULT_CLAIM_MS, type CreateTaskOptions } from './tasks.ts'
+export { DEFAULT_THRESHOLD, statusOf, type CreateProposalOptions } from './proposals.ts'
+export { DEFAULT_LOCK_MS, type CreateResourceOptions, type EditOptions } from './resources.ts'
+export type { Transport, TransportListener, TransportStatus, PeerId } from './transport.ts'
+export { STORE_ORIGIN, type Store, type StoredSpace } from './store.ts'
+export type { LeaseClient, LeaseRequest, LeaseLossReason } from './lease-client.ts'
+export { LeaseArbiter, MemoryTokenCounter, MAX_LEASE_MS, MIN_LEASE_MS, type TokenCounter } from './leases/arbiter.ts'
+export { LocalLeaseClient } from './leases/local-client.ts'
+export { createGrantSigner, createGrantVerifier, generateSecretKey, grantPayload, type GrantSigner } from './grants.ts'
+export { resolveGrant } from './claims.ts'
+export { activityReport, HUB_KIND_NAMES } from './report.ts'
+export { LIMITS as limits } from './schema.ts'

@@ -1,0 +1,28 @@
+import type { LeaseGrant } from './schema.ts'
+
+/**
+ * How a replica asks an arbiter for leases (DESIGN.md, L1–L10). The relay implements it over WebSocket/REST and
+ * libp2p; `LocalLeaseClient` implements it in-process for a single replica or a test.
+ */
+export interface LeaseRequest {
+  space: string
+  key: string
+  holder: string
+  /** Milliseconds wanted. */
+  duration: number
+}
+
+export type LeaseLossReason = 'expired' | 'revoked' | 'arbiter_restarted'
+
+export interface LeaseClient {
+  /** Grants the lease or throws `ChorusError('locked')` when another holds it, `lease_unavailable` without an arbiter (L10). */
+  acquire(request: LeaseRequest): Promise<LeaseGrant>
+  /** Extends a live grant (same token); throws `lease_lost` when it is no longer live (L4). */
+  renew(grant: LeaseGrant, duration?: number): Promise<LeaseGrant>
+  /** Frees the key at once; only the holder's grant releases it (L5). Releasing a dead grant is a no-op. */
+  release(grant: LeaseGrant): Promise<void>
+  /** The arbiter's Ed25519 public key (base64url), which replicas use to verify grants (L7). */
+  publicKey(): Promise<string>
+  /** Told when a grant this client holds is lost (L6). */
+  onLost(listener: (grant: LeaseGrant, reason: LeaseLossReason) => void): () => void
+}

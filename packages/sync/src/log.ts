@@ -1,0 +1,161 @@
+import * as Y from 'yjs'
+import { ChorusError } from './errors.ts'
+
+/**
+ * An append-only log of JSON records kept in a Y.Text, one `<at>\t<json>\n` line per record.
+ *
+ * Why a Y.Text and not a Y.Array of objects: Yjs merges consecutive items of one writer, and for ContentAny that
+ * merge copies the whole array (quadratic writes), while `push` walks the list from its start. A Y.Text appends
+ * in constant time, its items merge by string concatenation, and a 1M-record log decodes as a few long strings
+ * instead of a million objects (bench/sync.ts measures both). Records are never deleted, and every append is whole
+ * lines at the end, so items always start at a line boundary.
+ *
+ * A record's id is the Yjs id of its first character, `<client>-<clock>`: unique, identical on every replica, and
+ * ordered per writer, which is what makes read cursors (a clock per writer) possible.
+ */
+export interface LogEntry {
+  id: string
+  client: number
+  clock: number
+  at: number
+  /** The JSON text of the record, parsed on demand. */
+  raw: string
+}
+
+export const entryId = (client: number, clock: number): string => `${client}-${clock}`
+
+export const parseEntryId = (id: string): { client: number; clock: number } | undefined => {
+  const m = /^(\d+)-(\d+)$/.exec(id)
+  return m ? { client: Number(m[1]), clock: Number(m[2]) } : undefined
+}
+
+/** The order every replica agrees on: time first, then the id as a tie-breaker (events from other sources share it). */
+export const compareEntries = (a: { at: number; id: string }, b: { at: number; id: string }): number =>
+  a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+export class JsonLog {
+  readonly text: Y.Text
+  private index: LogEntry[] | undefined
+  private readonly listeners = new Set<(entries: LogEntry[], txn: Y.Transaction) => void>()
+
+  constructor(text: Y.Text) {
+    this.text = text
+    text.observe((_event, txn) => this.onChange(txn))
+  }
+
+  /** Appends one record; call inside a transaction of the log's document to batch with other writes. */
+  append(at: number, record: object): string {
+    const doc = this.doc()
+    const clock = Y.getState(doc.store, doc.clientID)
+    this.text.insert(this.text.length, `${at}\t${JSON.stringify(record)}\n`)
+    return entryId(doc.clientID, clock)
+  }
+
+  /** All entries in agreed order. The index is built on first use and then kept up to date. */
+  entries(): readonly LogEntry[] {
+    if (this.index === undefined) this.index = this.scan().sort(compareEntries)
+    return this.index
+  }
+
+  get size(): number {
+    return this.entries().length
+  }
+
+  /** Called with the entries each transaction added (local or remote), in agreed order. */
+  onAppend(listener: (entries: LogEntry[], txn: Y.Transaction) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  private doc(): Y.Doc {
+    const doc = this.text.doc
+    if (doc === null) throw new ChorusError('invalid_input', 'log is not attached to a document')
+    return doc
+  }
+
+  private scan(): LogEntry[] {
+    const out: LogEntry[] = []
+    for (let item = this.text._start; item !== null; item = item.right) {
+      if (!item.deleted && item.content instanceof Y.ContentString) pushLines(out, item.id.client, item.id.clock, item.content.str)
+    }
+    return out
+  }
+
+  private onChange(txn: Y.Transaction): void {
+    if (this.index === undefined && this.listeners.size === 0) return
+    const added: LogEntry[] = []
+    const structs = txn.doc.store.clients
+    // A local transaction only adds structs of this replica's own client; skip scanning every writer ever seen.
+    const changed = txn.local ? [[txn.doc.clientID, txn.afterState.get(txn.doc.clientID) ?? 0] as const] : txn.afterState
+    for (const [client, after] of changed) {
+      const before = txn.beforeState.get(client) ?? 0
+      if (after <= before) continue
+      const list = structs.get(client)
+      if (list === undefined) continue
+      for (let i = Y.findIndexSS(list, before); i < list.length; i++) {
+        const s = list[i]
+        if (s === undefined || s.id.clock >= after) break
+        if (s instanceof Y.Item && s.parent === this.text && !s.deleted && s.content instanceof Y.ContentString) {
+          // A struct that began before this transaction (only possible when it was split) is skipped up to `before`.
+          const skip = Math.max(0, before - s.id.clock)
+          const str = skip === 0 ? s.content.str : s.content.str.slice(skip)
+          pushLines(added, client, s.id.clock + skip, str)
+        }
+      }
+    }
+    if (added.length === 0) return
+    added.sort(compareEntries)
+    if (this.index !== undefined) insertSorted(this.index, added)
+    for (const l of this.listeners) l(added, txn)
+  }
+}
+
+const pushLines = (out: LogEntry[], client: number, clock: number, str: string): void => {
+  let start = 0
+  for (;;) {
+    const end = str.indexOf('\n', start)
+    if (end < 0) return
+    const tab = str.indexOf('\t', start)
+    if (tab > start && tab < end) {
+      out.push({ id: entryId(client, clock + start), client, clock: clock + start, at: Number(str.slice(start, tab)), raw: str.slice(tab + 1, end) })
+    }
+    start = end + 1
+  }
+}
+
+/** Merges sorted `added` into sorted `index`; appends at the end in the common case. */
+const insertSorted = (index: LogEntry[], added: LogEntry[]): void => {
+  for (const e of added) {
+    let i = index.length
+    while (i > 0 && compareEntries(index[i - 1] as LogEntry, e) > 0) i--
+    if (i === index.length) index.push(e)
+    else index.splice(i, 0, e)
+  }
+}
+
+/** Parses a log entry's record, memoizing on the entry. */
+export const readEntry = <T>(entry: LogEntry & { parsed?: T }): T => {
+  if (entry.parsed === undefined) entry.parsed = JSON.parse(entry.raw) as T
+  return entry.parsed
+}
+
+/** Several lists, each in agreed order, walked together from the newest item to the oldest. */
+export function* newestFirst<T extends { at: number; id: string }>(lists: ReadonlyArray<readonly T[]>): Generator<[item: T, source: number]> {
+  const pos = lists.map((l) => l.length - 1)
+  for (;;) {
+    let best = -1
+    let bestItem: T | undefined
+    for (let i = 0; i < lists.length; i++) {
+      const p = pos[i] as number
+      if (p < 0) continue
+      const item = (lists[i] as readonly T[])[p] as T
+      if (bestItem === undefined || compareEntries(item, bestItem) > 0) {
+        best = i
+        bestItem = item
+      }
+    }
+    if (bestItem === undefined) return
+    yield [bestItem, best]
+    pos[best] = (pos[best] as number) - 1
+  }
+}

@@ -1,0 +1,193 @@
+import * as Y from 'yjs'
+import { z } from 'zod'
+import type { SpaceCore } from './core.ts'
+import { LOCAL_ORIGIN } from './core.ts'
+import { ChorusError } from './errors.ts'
+import { compareEntries, newestFirst, readEntry, type JsonLog, type LogEntry } from './log.ts'
+import { LIMITS, RESTRICTED_CHANNELS, type Message, type Participant, type Priority, type RestrictedChannel } from './schema.ts'
+import { channelSchema, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
+
+export interface SendOptions {
+  from: string
+  content: string
+  /** Default `general`. */
+  channel?: string
+  /** A participant id: a direct message. */
+  to?: string
+  /** Default `normal`. */
+  priority?: Priority
+  replyTo?: string
+}
+
+const sendSchema = z.object({
+  from: idSchema,
+  content: z.string({ error: 'content must be a string' }).refine((s) => s.trim().length > 0, 'content must not be empty'),
+  channel: channelSchema.optional(),
+  to: idSchema.optional(),
+  priority: prioritySchema.optional(),
+  replyTo: idSchema.optional(),
+})
+
+/** The stored shape of a message; the id is not stored, it is the log entry's id. */
+type StoredMessage = Omit<Message, 'id' | 'at'>
+
+const isRestricted = (channel: string): channel is RestrictedChannel => channel in RESTRICTED_CHANNELS
+
+/** Whether a participant of this kind may read (and write) a channel at all. */
+export const mayUseChannel = (p: Pick<Participant, 'kind'>, channel: string): boolean =>
+  !isRestricted(channel) || RESTRICTED_CHANNELS[channel] === p.kind
+
+const toMessage = (e: LogEntry): Message => ({ id: e.id, at: e.at, ...readEntry<StoredMessage>(e) })
+
+/**
+ * The message log: broadcasts on channels and direct messages, with a durable read cursor per participant.
+ * Messages on `ai-only` and `human-only` live in their own documents (see `Space.documents`).
+ */
+export class Messages {
+  private readonly core: SpaceCore
+
+  constructor(core: SpaceCore) {
+    this.core = core
+  }
+
+  send(options: SendOptions): Message {
+    const o = parse(sendSchema, options, 'message')
+    checkSize('message content', o.content, LIMITS.messageContent)
+    const sender = this.core.requireParticipant(o.from)
+    const channel = o.channel ?? 'general'
+    if (!mayUseChannel(sender, channel)) {
+      throw new ChorusError('forbidden', `${sender.kind} participants may not use the ${channel} channel`, { channel })
+    }
+    if (o.to !== undefined) {
+      const to = this.core.requireParticipant(o.to)
+      if (!mayUseChannel(to, channel)) throw new ChorusError('forbidden', `${o.to} may not read the ${channel} channel`, { channel })
+    }
+    const record: StoredMessage = { channel, from: o.from, priority: o.priority ?? 'normal', content: o.content }
+    if (o.to !== undefined) record.to = o.to
+    if (o.replyTo !== undefined) record.replyTo = o.replyTo
+    const at = this.core.now()
+    const log = this.logFor(channel)
+    let id = ''
+    const write = (): void => {
+      id = log.append(at, record)
+    }
+    if (log.text.doc === this.core.doc) this.core.transact(write)
+    else (log.text.doc as Y.Doc).transact(write, LOCAL_ORIGIN)
+    return { id, at, ...record }
+  }
+
+  /** The newest `limit` messages (oldest first), optionally of one channel. */
+  recent(options: { limit?: number; channel?: string } = {}): Message[] {
+    const limit = options.limit ?? 50
+    const out: Message[] = []
+    for (const e of this.newestFirst(options.channel === undefined ? undefined : [options.channel])) {
+      const m = toMessage(e)
+      if (options.channel !== undefined && m.channel !== options.channel) continue
+      out.push(m)
+      if (out.length >= limit) break
+    }
+    return out.reverse()
+  }
+
+  get(id: string): Message | undefined {
+    for (const log of this.core.messageLogs.values()) {
+      const e = log.entries().find((x) => x.id === id)
+      if (e !== undefined) return toMessage(e)
+    }
+    return undefined
+  }
+
+  /** Every message in agreed order (all logs this replica holds). */
+  all(): Message[] {
+    return this.merged([...this.core.messageLogs.values()]).map(toMessage)
+  }
+
+  /**
+   * Messages meant for `participant`, oldest first: direct messages to it, and broadcasts on channels it reads
+   * (not its own). `unread` (default true) leaves out what it has acknowledged.
+   */
+  inbox(participant: string, options: { unread?: boolean; limit?: number } = {}): Message[] {
+    const p = this.core.requireParticipant(parse(idSchema, participant, 'participant id'))
+    const cursor = options.unread === false ? undefined : this.cursor(participant)
+    const out: Message[] = []
+    for (const e of this.merged(this.readableLogs(p))) {
+      if (cursor !== undefined && (cursor.get(String(e.client)) ?? -1) >= e.clock) continue
+      const m = toMessage(e)
+      if (this.isFor(p, m)) out.push(m)
+      if (options.limit !== undefined && out.length >= options.limit) break
+    }
+    return out
+  }
+
+  /**
+   * Acknowledges messages so `inbox` no longer returns them, across restarts (the cursor is in the document).
+   * Without `messages`, acknowledges everything currently unread. The cursor advances per writer only over an
+   * unbroken run of acknowledged messages, so a message that was never returned is never skipped.
+   */
+  ack(participant: string, messages?: ReadonlyArray<Pick<Message, 'id'>>): number {
+    const unread = this.inbox(participant)
+    const wanted = messages === undefined ? undefined : new Set(messages.map((m) => m.id))
+    const advance = new Map<number, number>()
+    const blocked = new Set<number>()
+    for (const m of unread) {
+      const [client, clock] = m.id.split('-').map(Number) as [number, number]
+      if (blocked.has(client)) continue
+      if (wanted !== undefined && !wanted.has(m.id)) {
+        blocked.add(client)
+        continue
+      }
+      advance.set(client, Math.max(advance.get(client) ?? -1, clock))
+    }
+    if (advance.size === 0) return 0
+    let count = 0
+    for (const m of unread) {
+      const [client, clock] = m.id.split('-').map(Number) as [number, number]
+      if ((advance.get(client) ?? -1) >= clock) count++
+    }
+    this.core.transact(() => {
+      let cursor = this.core.cursors.get(participant)
+      if (cursor === undefined) {
+        cursor = new Y.Map<number>()
+        this.core.cursors.set(participant, cursor)
+      }
+      for (const [client, clock] of advance) {
+        if ((cursor.get(String(client)) ?? -1) < clock) cursor.set(String(client), clock)
+      }
+    })
+    return count
+  }
+
+  private cursor(participant: string): Y.Map<number> | undefined {
+    return this.core.cursors.get(participant)
+  }
+
+  private isFor(p: Participant, m: Message): boolean {
+    if (m.to !== undefined) return m.to === p.id
+    if (m.from === p.id) return false
+    return p.channels === undefined || p.channels.includes(m.channel)
+  }
+
+  private readableLogs(p: Participant): JsonLog[] {
+    const out: JsonLog[] = []
+    for (const [name, log] of this.core.messageLogs) {
+      if (name === 'main' || mayUseChannel(p, name)) out.push(log)
+    }
+    return out
+  }
+
+  private logFor(channel: string): JsonLog {
+    return this.core.messageLogs.get(isRestricted(channel) ? channel : 'main') as JsonLog
+  }
+
+  /** Entries of several logs in agreed order. */
+  private merged(logs: JsonLog[]): LogEntry[] {
+    const lists = logs.map((l) => l.entries()).filter((l) => l.length > 0)
+    if (lists.length === 1) return lists[0] as LogEntry[]
+    return lists.flat().sort(compareEntries)
+  }
+
+  private *newestFirst(channels?: string[]): Generator<LogEntry> {
+    const logs = channels === undefined ? [...this.core.messageLogs.values()] : [...new Set(channels.map((c) => this.logFor(c)))]
+    for (const [e] of newestFirst(logs.map((l) => l.entries()))) yield e
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Keeps one space's `Y.Doc` in a `Store`: loads what is stored, then appends every later update.
+ *
+ * ```ts
+ * const doc = new Y.Doc()
+ * const persistence = await persist(doc, new SqliteStore('.data/cache.sqlite'), 'team')
+ * doc.getMap('state').set('k', 1) // with SqliteStore, on disk before `set` returns
+ * await persistence.destroy()
+ * ```
+ */
+import * as Y from 'yjs'
+import { ChorusError } from './errors.ts'
+import type { Store } from './store.ts'
+
+export interface PersistOptions {
+  /** Compact after this many appended updates (default 500); `Infinity` turns automatic compaction off. */
+  compactEvery?: number
+  /**
+   * Called with each failed append or automatic compaction. Failures are also raised by the next `flush()`
+   * (or `destroy()`), so without `onError` they still surface.
+   */
+  onError?: (e: unknown) => void
+}
+
+export interface PersistenceStats {
+  /** Updates this Persistence appended to the store. */
+  appended: number
+  /** Compactions this Persistence completed. */
+  compactions: number
+  /** The highest sequence number known to be stored for the space. */
+  lastSeq: number
+}
+
+/**
+ * Updates applied from the store carry the Persistence object itself as their transaction origin, so
+ * `origin === persistence` tells a doc observer that a change came from disk.
+ */
+export interface Persistence {
+  readonly stats: Readonly<PersistenceStats>
+  /** Resolves when every append issued so far (and any running compaction) has settled. */
+  flush(): Promise<void>
+  /** Replace everything stored so far by one snapshot of the doc. */
+  compact(): Promise<void>
+  /** Stop persisting the doc and flush; the store stays open. */
+  destroy(): Promise<void>
+}
+
+export const DEFAULT_COMPACT_EVERY = 500
+
+// `Y.mergeUpdates` hands back a lone update without reading it; merging with an empty update forces a full decode.
+const EMPTY_UPDATE = new Uint8Array([0, 0])
+
+export async function persist(
+  doc: Y.Doc,
+  store: Store,
+  space: string,
+  options: PersistOptions = {},
+): Promise<Persistence> {
+  const compactEvery = options.compactEvery ?? DEFAULT_COMPACT_EVERY
+  if (!(compactEvery === Infinity || (Number.isSafeInteger(compactEvery) && compactEvery > 0))) {
+    throw new ChorusError('invalid_input', `compactEvery must be a positive integer or Infinity, got ${compactEvery}`)
+  }
+  const persistence = new StorePersistence(doc, store, space, compactEvery, options.onError)
+  await persistence.start()
+  return persistence
+}
+
+class StorePersistence implements Persistence {
+  readonly stats: PersistenceStats = { appended: 0, compactions: 0, lastSeq: 0 }
+  private readonly doc: Y.Doc
+  private readonly store: Store
+  private readonly space: string
+  private readonly compactEvery: number
+  private readonly onError: ((e: unknown) => void) | undefined
+  private readonly pending = new Set<Promise<void>>()
+  private compactions: Promise<void> = Promise.resolve()
+  private compactionQueued = false
+  private sinceCompaction = 0
+  private compactedThrough = 0
+  // Set when a seq we did not expect shows up: another writer shares the space, so its updates may be missing
+  // from our doc and a snapshot of the doc alone would drop them.
+  private foreign = false
+  private failure: { error: unknown } | undefined
+  private destroyed = false
+
+  constructor(doc: Y.Doc, store: Store, space: string, compactEvery: number, onError?: (e: unknown) => void) {
+    this.doc = doc
+    this.store = store
+    this.space = space
+    this.compactEvery = compactEvery
+    this.onError = onError
+  }
+
+  async start(): Promise<void> {
+    // Subscribe before loading so that nothing the doc does while the load is in flight goes unstored.
+    this.doc.on('update', this.onUpdate)
+    this.doc.on('destroy', this.onDocDestroy)
+    if (Y.encodeStateVector(this.doc).length > 1) this.write(Y.encodeStateAsUpdate(this.doc))
+    try {
+      const stored = await this.store.load(this.space)
+      this.apply(stored.updates)
+      this.foreign = this.stats.lastSeq > stored.lastSeq
+      this.stats.lastSeq = Math.max(this.stats.lastSeq, stored.lastSeq)
+    } catch (e) {
+      this.unsubscribe()
+      throw e
+    }
+  }
+
+  async flush(): Promise<void> {
+    // An append that settles may queue a compaction, and a compaction waits for appends: repeat until quiet.
+    for (;;) {
+      await this.settle()
+      const compactions = this.compactions
+      await compactions
+      if (this.pending.size === 0 && compactions === this.compactions) break
+    }
+    const failure = this.failure
+    this.failure = undefined
+    if (failure !== undefined) throw failure.error
+  }
+
+  compact(): Promise<void> {
+    const run = this.compactions.then(() => this.compactNow())
+    this.compactions = run.catch(() => undefined)
+    return run
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true
+    this.unsubscribe()
+    await this.flush()
+  }
+
+  private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
+    if (origin !== this) this.write(update)
+  }
+
+  private readonly onDocDestroy = (): void => {
+    this.destroyed = true
+    this.unsubscribe()
+  }
+
+  private unsubscribe(): void {
+    this.doc.off('update', this.onUpdate)
+    this.doc.off('destroy', this.onDocDestroy)
+  }
+
+  /** Issues the append now: a synchronous store (SqliteStore) has committed it before this returns. */
+  private write(update: Uint8Array): void {
+    // The executor runs synchronously, and turns a store that throws instead of rejecting into a rejection.
+    const appended = new Promise<number>((resolve) => resolve(this.store.append(this.space, update)))
+    const tracked = appended.then(
+      (seq) => this.appended(seq),
+      (e: unknown) => this.fail(e),
+    )
+    this.pending.add(tracked)
+    void tracked.finally(() => this.pending.delete(tracked))
+  }
+
+  private appended(seq: number): void {
+    this.stats.appended++
+    if (seq !== this.stats.lastSeq + 1) this.foreign = true
+    this.stats.lastSeq = Math.max(this.stats.lastSeq, seq)
+    this.sinceCompaction++
+    if (this.sinceCompaction >= this.compactEvery && !this.compactionQueued && !this.destroyed) {
+      this.compactionQueued = true
+      this.compact().catch((e: unknown) => this.fail(e))
+    }
+  }
+
+  private async compactNow(): Promise<void> {
+    this.compactionQueued = false
+    await this.settle()
+    const throughSeq = this.stats.lastSeq
+    if (throughSeq <= this.compactedThrough) return
+    const merge = this.foreign
+    this.foreign = false
+    this.sinceCompaction = 0
+    try {
+      if (merge) this.apply((await this.store.load(this.space)).updates)
+      await this.store.compact(this.space, Y.encodeStateAsUpdate(this.doc), throughSeq)
+    } catch (e) {
+      this.foreign ||= merge
+      throw e
+    }
+    this.compactedThrough = throughSeq
+    this.stats.compactions++
+  }
+
+  /** Applies stored updates in one transaction, after checking that all of them decode. */
+  private apply(updates: Uint8Array[]): void {
+    if (updates.length === 0) return
+    let merged: Uint8Array
+    try {
+      merged = Y.mergeUpdates(updates.length === 1 ? [...updates, EMPTY_UPDATE] : updates)
+    } catch (e) {
+      const index = updates.findIndex((u) => !decodes(u))
+      throw new ChorusError(
+        'corrupt',
+        `space ${this.space}: stored update ${index} of ${updates.length} could not be decoded`,
+        { space: this.space, index, cause: e },
+      )
+    }
+    try {
+      Y.applyUpdate(this.doc, merged, this)
+    } catch (e) {
+      throw new ChorusError('corrupt', `space ${this.space}: stored updates could not be applied`, {
+        space: this.space,
+        cause: e,
+      })
+    }
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled(this.pending)
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= { error: e }
+    this.onError?.(e)
+  }
+}
+
+function decodes(update: Uint8Array): boolean {
+  try {
+    Y.decodeUpdate(update)
+    return true
+  } catch {
+    return false
+  }
+}

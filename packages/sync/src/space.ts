@@ -1,0 +1,169 @@
+import * as Y from 'yjs'
+import type { Awareness } from 'y-protocols/awareness'
+import { systemClock, type Clock } from './clock.ts'
+import { SpaceCore } from './core.ts'
+import { ChorusError } from './errors.ts'
+import { EventStream } from './event-stream.ts'
+import type { LeaseClient } from './lease-client.ts'
+import { Messages } from './messages.ts'
+import { Participants, type JoinOptions } from './participants.ts'
+import { Presence } from './presence.ts'
+import { Proposals } from './proposals.ts'
+import { activityReport } from './report.ts'
+import { Resources } from './resources.ts'
+import { SCHEMA_VERSION, type LeaseGrant, type Message, type Participant, type Proposal, type Resource, type Task } from './schema.ts'
+import { SharedState } from './state.ts'
+import { Tasks } from './tasks.ts'
+import { idSchema, parse } from './validate.ts'
+import type { ChorusEvent } from './events.ts'
+import type { Json } from './schema.ts'
+import { Member } from './member.ts'
+
+export interface SpaceOptions {
+  /** The space's id (its name on the relay). */
+  id: string
+  /** An existing document to wrap; a new one otherwise. */
+  doc?: Y.Doc
+  /** Time source for timestamps, expiry and presence; the system clock by default. */
+  clock?: Clock
+  /** The lease arbiter's client, for task claims and resource locks. */
+  leases?: LeaseClient
+  /** Replaces the default grant check (Ed25519 against `meta.relayKey`). */
+  verifyGrant?: (grant: LeaseGrant) => boolean
+  awareness?: Awareness
+  /** Random source for generated ids (seed it in tests for reproducible runs). */
+  random?: () => number
+  /** Presence turns from online to idle after this long without activity (default 5 min). */
+  idleAfterMs?: number
+}
+
+/** One named document of a space, for persistence and transports. */
+export interface SpaceDocument {
+  /** `<space>` for the main document, `<space>#ai-only` and `<space>#human-only` for restricted channels. */
+  name: string
+  doc: Y.Doc
+}
+
+/** A JSON picture of everything a replica derives, for comparing replicas. */
+export interface SpaceSnapshot {
+  meta: Record<string, Json>
+  participants: Participant[]
+  state: Record<string, Json>
+  messages: Message[]
+  tasks: Task[]
+  proposals: Proposal[]
+  resources: Resource[]
+  events: ChorusEvent[]
+}
+
+/**
+ * A replica of one space: a Y.Doc (plus one per restricted channel) behind a typed API. Writes apply locally at
+ * once and work offline; attach a Store to keep them and a Transport (through a Replicator) to share them.
+ */
+export class Space {
+  readonly id: string
+  readonly doc: Y.Doc
+  readonly participants: Participants
+  readonly presence: Presence
+  readonly state: SharedState
+  readonly messages: Messages
+  readonly tasks: Tasks
+  readonly proposals: Proposals
+  readonly resources: Resources
+  readonly events: EventStream
+  private readonly core: SpaceCore
+
+  constructor(options: SpaceOptions) {
+    const id = parse(idSchema, options.id, 'space id')
+    const doc = options.doc ?? new Y.Doc({ guid: id })
+    const stored = doc.getMap('meta').get('schema')
+    if (typeof stored === 'number' && stored > SCHEMA_VERSION) {
+      throw new ChorusError('corrupt', `space ${id} uses schema ${stored}; this replica understands up to ${SCHEMA_VERSION}`)
+    }
+    const core = new SpaceCore({
+      id,
+      doc,
+      clock: options.clock ?? systemClock,
+      ...(options.leases === undefined ? {} : { leases: options.leases }),
+      ...(options.verifyGrant === undefined ? {} : { verifyGrant: options.verifyGrant }),
+      ...(options.random === undefined ? {} : { random: options.random }),
+    })
+    this.core = core
+    this.id = id
+    this.doc = doc
+    this.participants = new Participants(core)
+    this.presence = new Presence(core, {
+      ...(options.awareness === undefined ? {} : { awareness: options.awareness }),
+      ...(options.idleAfterMs === undefined ? {} : { idleAfterMs: options.idleAfterMs }),
+    })
+    this.state = new SharedState(core)
+    this.messages = new Messages(core)
+    this.tasks = new Tasks(core)
+    this.proposals = new Proposals(core)
+    this.resources = new Resources(core)
+    this.events = new EventStream(core, () => this.resources.list(), options.leases)
+  }
+
+  /** The main document and the restricted-channel documents, each to be persisted and synced on its own. */
+  get documents(): SpaceDocument[] {
+    return [{ name: this.id, doc: this.doc }, ...[...this.core.restricted].map(([channel, doc]) => ({ name: `${this.id}#${channel}`, doc }))]
+  }
+
+  /** Schema version and the arbiter's public key. */
+  get meta(): { schema: number; relayKey?: string } {
+    const key = this.core.meta.get('relayKey')
+    const schema = this.core.meta.get('schema')
+    return { schema: typeof schema === 'number' ? schema : SCHEMA_VERSION, ...(typeof key === 'string' ? { relayKey: key } : {}) }
+  }
+
+  /** Writes the schema version into `meta` if it is not there yet (done by whoever first writes the space). */
+  initialize(): void {
+    if (this.core.meta.get('schema') === undefined) {
+      this.core.transact(() => {
+        this.core.meta.set('schema', SCHEMA_VERSION)
+        this.core.meta.set('space', this.id)
+      })
+    }
+  }
+
+  /** Joins as a participant and announces presence; returns a handle that acts as that participant. */
+  join(options: JoinOptions): Member {
+    this.initialize()
+    const p = this.participants.join(options)
+    this.presence.touch(p.id)
+    return new Member(this, p.id)
+  }
+
+  /** A handle for a participant that already joined. */
+  member(id: string): Member {
+    this.participants.get(id) ?? this.core.requireParticipant(id)
+    return new Member(this, id)
+  }
+
+  /** The collaboration hub's text report. */
+  report(options: { hubId?: string; recent?: number } = {}): string {
+    return activityReport(this, options)
+  }
+
+  snapshot(): SpaceSnapshot {
+    const meta: Record<string, Json> = {}
+    for (const [k, v] of this.core.meta) meta[k] = v as Json
+    return {
+      meta,
+      participants: this.participants.list(),
+      state: this.state.all(),
+      messages: this.messages.all(),
+      tasks: this.tasks.list(),
+      proposals: this.proposals.list(),
+      resources: this.resources.list(),
+      events: this.events.history(),
+    }
+  }
+
+  /** Stops timers and listeners; the documents are left as they are. */
+  destroy(): void {
+    this.resources.destroy()
+    this.events.destroy()
+    this.presence.destroy()
+  }
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod'
+import { ChorusError } from './errors.ts'
+import { LIMITS, PARTICIPANT_KINDS, PRIORITIES, VOTES, type Json } from './schema.ts'
+
+const encoder = new TextEncoder()
+
+/** UTF-8 length without encoding when the string is surely short enough. */
+export const utf8Length = (s: string, limit: number): number => (s.length * 3 <= limit ? s.length : encoder.encode(s).length)
+
+/** Throws `too_large` when `text` is over `limit` bytes of UTF-8. */
+export const checkSize = (what: string, text: string, limit: number): void => {
+  const n = utf8Length(text, limit)
+  if (n > limit) throw new ChorusError('too_large', `${what} is ${n} bytes; the limit is ${limit} bytes`, { limit, size: n })
+}
+
+/** Throws `too_large` when the JSON form of `value` is over `limit` bytes. */
+export const checkJsonSize = (what: string, value: unknown, limit: number): void => {
+  checkSize(what, JSON.stringify(value) ?? '', limit)
+}
+
+const nonEmpty = (what: string, max: number) =>
+  z.string({ error: `${what} must be a string` }).trim().min(1, `${what} must not be empty`).max(max, `${what} must be at most ${max} characters`)
+
+export const idSchema = nonEmpty('id', LIMITS.idLength)
+export const nameSchema = nonEmpty('name', LIMITS.nameLength)
+export const channelSchema = z
+  .string({ error: 'channel must be a string' })
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'channel must be 1-64 characters of a-z, 0-9, "_", "." or "-", starting with a letter or digit')
+export const kindSchema = z.enum(PARTICIPANT_KINDS, { error: `kind must be one of ${PARTICIPANT_KINDS.join(', ')}` })
+export const prioritySchema = z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })
+export const voteSchema = z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` })
+
+export const jsonSchema: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.null(), z.boolean(), z.number().refine(Number.isFinite, 'numbers must be finite'), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
+)
+
+/** Parses `input` with `schema`, turning zod's issues into one readable `invalid_input` error. */
+export const parse = <T>(schema: z.ZodType<T>, input: unknown, what: string): T => {
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  const issues = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
+  throw new ChorusError('invalid_input', `invalid ${what}: ${issues.join('; ')}`, { issues })
+}
