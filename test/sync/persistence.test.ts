@@ -208,7 +208,6 @@ describe('persist() with SqliteStore', () => {
     expect(signal).toBe('SIGKILL')
 
     const doc = await reload('crash')
-    console.log("DIAG reported", reported, "stored", doc.getMap("writes").size)
     const writes = doc.getMap<number>('writes')
     for (let i = 0; i <= reported; i++) expect(writes.get(`k${i}`)).toBe(i)
     // Whatever else made it to disk is a gap-free continuation.

@@ -87,6 +87,8 @@ export type ReplicatorEvents = {
 
 interface Link {
   readonly origin: PeerOrigin
+  /** Value of the replicator's epoch counter when this link opened. */
+  readonly epoch: number
   synced: boolean
 }
 
@@ -105,18 +107,27 @@ const rethrow = (error: Error): never => {
   throw error
 }
 
+interface AwarenessEntry {
+  client: number
+  clock: number
+  present: boolean
+}
+
 /** Decode a whole awareness update before applying it, because `applyAwarenessUpdate` mutates as it reads. */
-const checkAwarenessUpdate = (update: Uint8Array): void => {
+const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
   const decoder = decoding.createDecoder(update)
   const count = decoding.readVarUint(decoder)
+  const entries: AwarenessEntry[] = []
   for (let i = 0; i < count; i++) {
-    decoding.readVarUint(decoder)
-    decoding.readVarUint(decoder)
+    const client = decoding.readVarUint(decoder)
+    const clock = decoding.readVarUint(decoder)
     const state: unknown = JSON.parse(decoding.readVarString(decoder))
     if (state !== null && (typeof state !== 'object' || Array.isArray(state))) {
       throw new ChorusError('corrupt', 'an awareness state must be an object or null')
     }
+    entries.push({ client, clock, present: state !== null })
   }
+  return entries
 }
 
 export class Replicator {
@@ -126,6 +137,9 @@ export class Replicator {
   private readonly attachments = new Map<Transport, Attachment>()
   /** Which peer each remote awareness state was last applied from; these go when that peer leaves. */
   private readonly learnedFrom = new Map<number, PeerOrigin>()
+  /** States removed because their peer left: the clock they had, and the epoch when they were removed. */
+  private readonly departed = new Map<number, { clock: number; epoch: number }>()
+  private epoch = 0
   private readonly events = new ObservableV2<ReplicatorEvents>()
   private readonly waiters = new Set<(error: Error) => void>()
   private readonly counters: ReplicatorStats = { received: 0, sent: 0, malformed: 0, sendErrors: 0 }
@@ -237,6 +251,7 @@ export class Replicator {
     const own = this.awareness.clientID
     for (const id of [...changes.added, ...changes.updated]) {
       if (id === own) continue
+      this.departed.delete(id)
       if (from === null) this.learnedFrom.delete(id)
       else this.learnedFrom.set(id, from)
     }
@@ -257,7 +272,7 @@ export class Replicator {
   private peerJoined(attachment: Attachment, peer: PeerId): void {
     const existing = attachment.links.get(peer)
     if (existing === undefined) {
-      attachment.links.set(peer, { origin: new PeerOrigin(attachment.transport, peer), synced: false })
+      attachment.links.set(peer, this.newLink(attachment, peer))
     } else {
       existing.synced = false
     }
@@ -277,7 +292,11 @@ export class Replicator {
   private dropLearned(origin: PeerOrigin): void {
     const ids: number[] = []
     for (const [id, from] of this.learnedFrom) if (from === origin) ids.push(id)
-    for (const id of ids) this.learnedFrom.delete(id)
+    for (const id of ids) {
+      this.learnedFrom.delete(id)
+      const clock = this.awareness.meta.get(id)?.clock
+      if (clock !== undefined) this.departed.set(id, { clock, epoch: this.epoch })
+    }
     // Peers that still see the client drop it too; if it is in fact alive it re-asserts with a higher clock.
     if (ids.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, ids, origin)
   }
@@ -293,7 +312,7 @@ export class Replicator {
     let link = attachment.links.get(peer)
     if (link === undefined) {
       // A message before peerJoined: accept it, but the handshake waits for peerJoined.
-      link = { origin: new PeerOrigin(attachment.transport, peer), synced: false }
+      link = this.newLink(attachment, peer)
       attachment.links.set(peer, link)
     }
     let reply: Uint8Array | null = null
@@ -313,7 +332,7 @@ export class Replicator {
         }
         case messageAwareness: {
           const update = decoding.readVarUint8Array(decoder)
-          checkAwarenessUpdate(update)
+          this.readmit(link, readAwarenessUpdate(update))
           awarenessProtocol.applyAwarenessUpdate(this.awareness, update, link.origin)
           break
         }
@@ -334,6 +353,25 @@ export class Replicator {
     if (becameSynced) {
       link.synced = true
       this.events.emit('synced', [peer, attachment.transport])
+    }
+  }
+
+  private newLink(attachment: Attachment, peer: PeerId): Link {
+    return { origin: new PeerOrigin(attachment.transport, peer), epoch: ++this.epoch, synced: false }
+  }
+
+  /**
+   * A state removed when its peer left comes back at the same clock when a peer (re)joins, and y-protocols
+   * ignores an equal clock, so the client would stay invisible until its next renewal (up to 15 s).
+   * Forgetting its clock lets it in again; only links opened after the removal may do this, because older
+   * ones can still carry copies sent before the client left.
+   */
+  private readmit(link: Link, entries: readonly AwarenessEntry[]): void {
+    for (const { client, clock, present } of entries) {
+      const gone = this.departed.get(client)
+      if (!present || gone === undefined || gone.clock !== clock || link.epoch <= gone.epoch) continue
+      if (!this.awareness.states.has(client)) this.awareness.meta.delete(client)
+      this.departed.delete(client)
     }
   }
 

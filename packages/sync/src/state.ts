@@ -52,7 +52,11 @@ export class SharedState {
 
   get(key: string): Json | undefined {
     const v = this.core.state.get(key)
-    return v instanceof Y.Map ? (v.toJSON() as Json) : (v as Json | undefined)
+    if (!(v instanceof Y.Map)) return v as Json | undefined
+    // Sorted fields: a Y.Map iterates in local insertion order, which differs between replicas.
+    const out: Record<string, Json> = {}
+    for (const f of [...v.keys()].sort()) out[f] = v.get(f) as Json
+    return out
   }
 
   all(): Record<string, Json> {
