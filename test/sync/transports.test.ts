@@ -18,7 +18,6 @@ runTransportTests('MemoryNetwork, delivered by hand in random order', async () =
     b: net.transport('b'),
     c: net.transport('c'),
     deliver: () => {
-      net.duplicateRandom()
       net.deliverAll()
     },
     teardown: async () => {},

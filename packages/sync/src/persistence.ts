@@ -10,7 +10,7 @@
  */
 import * as Y from 'yjs'
 import { ChorusError } from './errors.ts'
-import type { Store } from './store.ts'
+import { STORE_ORIGIN, type Store } from './store.ts'
 
 export interface PersistOptions {
   /** Compact after this many appended updates (default 500); `Infinity` turns automatic compaction off. */
@@ -32,8 +32,8 @@ export interface PersistenceStats {
 }
 
 /**
- * Updates applied from the store carry the Persistence object itself as their transaction origin, so
- * `origin === persistence` tells a doc observer that a change came from disk.
+ * Updates applied from the store carry `STORE_ORIGIN` as their transaction origin (history, not news), and
+ * updates with that origin are never appended back.
  */
 export interface Persistence {
   readonly stats: Readonly<PersistenceStats>
@@ -46,9 +46,6 @@ export interface Persistence {
 }
 
 export const DEFAULT_COMPACT_EVERY = 500
-
-// `Y.mergeUpdates` hands back a lone update without reading it; merging with an empty update forces a full decode.
-const EMPTY_UPDATE = new Uint8Array([0, 0])
 
 export async function persist(
   doc: Y.Doc,
@@ -133,7 +130,7 @@ class StorePersistence implements Persistence {
   }
 
   private readonly onUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin !== this) this.write(update)
+    if (origin !== STORE_ORIGIN) this.write(update)
   }
 
   private readonly onDocDestroy = (): void => {
@@ -188,22 +185,24 @@ class StorePersistence implements Persistence {
     this.stats.compactions++
   }
 
-  /** Applies stored updates in one transaction, after checking that all of them decode. */
+  /**
+   * Applies stored updates in one transaction, after checking that each decodes, so a corrupt row fails before
+   * the doc changes. (Not `Y.mergeUpdates`: it is quadratic, 15 s for 20k updates against 0.1 s for this.)
+   */
   private apply(updates: Uint8Array[]): void {
-    if (updates.length === 0) return
-    let merged: Uint8Array
+    updates.forEach((update, index) => {
+      try {
+        Y.decodeUpdate(update)
+      } catch (e) {
+        throw new ChorusError(
+          'corrupt',
+          `space ${this.space}: stored update ${index} of ${updates.length} could not be decoded`,
+          { space: this.space, index, cause: e },
+        )
+      }
+    })
     try {
-      merged = Y.mergeUpdates(updates.length === 1 ? [...updates, EMPTY_UPDATE] : updates)
-    } catch (e) {
-      const index = updates.findIndex((u) => !decodes(u))
-      throw new ChorusError(
-        'corrupt',
-        `space ${this.space}: stored update ${index} of ${updates.length} could not be decoded`,
-        { space: this.space, index, cause: e },
-      )
-    }
-    try {
-      Y.applyUpdate(this.doc, merged, this)
+      Y.transact(this.doc, () => updates.forEach((update) => Y.applyUpdate(this.doc, update, STORE_ORIGIN)), STORE_ORIGIN)
     } catch (e) {
       throw new ChorusError('corrupt', `space ${this.space}: stored updates could not be applied`, {
         space: this.space,
@@ -219,14 +218,5 @@ class StorePersistence implements Persistence {
   private fail(e: unknown): void {
     this.failure ??= { error: e }
     this.onError?.(e)
-  }
-}
-
-function decodes(update: Uint8Array): boolean {
-  try {
-    Y.decodeUpdate(update)
-    return true
-  } catch {
-    return false
   }
 }

@@ -294,9 +294,11 @@ export function runTransportTests(name: string, setup: () => Promise<TransportTe
           await r2.attach(observed(s.b, signal))
           const same = (): boolean =>
             bytesEqual(Y.encodeStateVector(d1), Y.encodeStateVector(d2)) &&
-            JSON.stringify(d1.toJSON()) === JSON.stringify(d2.toJSON())
-          await wait('the docs to converge', () => same() && d2.getText('t').toString() === 'hello')
+            d1.getText('t').toString() === d2.getText('t').toString()
+          await wait('the docs to converge', same)
+          expect(d2.getText('t').toString()).toBe('hello')
           expect(d1.getArray('list').toJSON()).toEqual([1, 2, 3])
+          expect(d1.getMap('m').toJSON()).toEqual({ from: 'a', other: 'b' })
           expect(d2.getMap('m').toJSON()).toEqual({ from: 'a', other: 'b' })
           await wait('awareness both ways', () => {
             const ofB = aw1.getStates().get(aw2.clientID) as { name?: unknown } | undefined
