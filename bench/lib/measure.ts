@@ -58,6 +58,15 @@ export const runOps = <C>(c: OpsCase<C>, ops: number): number => {
   return ms
 }
 
+/** A case with its context type hidden, so cases of different contexts can share a list. */
+export interface Bench {
+  name: string
+  /** Milliseconds `ops` operations take on fresh state. */
+  run: (ops: number) => number
+}
+
+export const bench = <C>(c: OpsCase<C>): Bench => ({ name: c.name, run: (ops) => runOps(c, ops) })
+
 // ---- formatting -------------------------------------------------------------------------------------------
 
 /** 12345 -> "12.3k", 1234567 -> "1.23M". */

@@ -104,7 +104,7 @@ describe('persist() with SqliteStore', () => {
     expectSameDoc(await reload('team'), doc)
   })
 
-  it('stores updates of every origin except its own loads', async () => {
+  it('stores updates of every origin except STORE_ORIGIN', async () => {
     const source = new Y.Doc()
     edit(source, 1)
     const doc = new Y.Doc()

@@ -56,7 +56,7 @@ const rawNode = async (net: MemoryNetwork, name: string): Promise<{ send: (to: P
 const content = (doc: Y.Doc): unknown => ({
   map: doc.getMap('map').toJSON(),
   list: doc.getArray('list').toJSON(),
-  text: doc.getText('text').toString(),
+  text: doc.getText('text').toJSON(),
 })
 
 const expectConverged = (replicas: readonly Replica[], seed: number): void => {
@@ -210,7 +210,7 @@ describe('Replicator', () => {
     a.doc.getText('text').insert(0, 'still syncing')
     b.doc.getMap('map').set('k', 'v')
     net.deliverAll()
-    expect(b.doc.getText('text').toString()).toBe('still syncing')
+    expect(b.doc.getText('text').toJSON()).toBe('still syncing')
     expect(a.doc.getMap('map').get('k')).toBe('v')
   })
 
@@ -283,7 +283,7 @@ describe('Replicator', () => {
     }
     a.doc.getText('text').insert(0, 'from a')
     quiet()
-    expect(c.doc.getText('text').toString()).toBe('from a')
+    expect(c.doc.getText('text').toJSON()).toBe('from a')
     expect(origins.every((o) => o instanceof PeerOrigin && o.peer === 'bridge')).toBe(true)
     c.doc.getMap('map').set('from', 'c')
     quiet()
@@ -295,6 +295,31 @@ describe('Replicator', () => {
     quiet()
     expect(awarenessNames(c)).toEqual(['bridge', 'c'])
     expect(bridge.replicator.stats.malformed).toBe(0)
+  })
+
+  it('shows clients behind a bridge again as soon as the bridge link comes back', async () => {
+    const nets = [new MemoryNetwork({ seed: 13 }), new MemoryNetwork({ seed: 14 }), new MemoryNetwork({ seed: 15 })]
+    const [n1, n2, n3] = nets
+    if (!n1 || !n2 || !n3) throw new Error('unreachable')
+    const quiet = (): void => {
+      while (nets.some((n) => n.deliverRandom())) {
+        /* until every network is quiet */
+      }
+    }
+    // y —n1— r —n2— q —n3— z: z never reconnects itself, so only re-admission (not its renewal) brings it back.
+    const y = await replica('y', n1)
+    const r = await replica('r', n1, n2)
+    const q = await replica('q', n2, n3)
+    const z = await replica('z', n3)
+    quiet()
+    expect(awarenessNames(y)).toEqual(['q', 'r', 'y', 'z'])
+    n2.disconnect('q')
+    quiet()
+    expect(awarenessNames(y)).toEqual(['r', 'y'])
+    expect(awarenessNames(z)).toEqual(['q', 'z'])
+    n2.reconnect('q')
+    quiet()
+    for (const x of [y, r, q, z]) expect(awarenessNames(x), x.name).toEqual(['q', 'r', 'y', 'z'])
   })
 
   it('does not send an update back to the peer it came from', async () => {

@@ -11,22 +11,23 @@ import { Replicator } from '../../packages/sync/src/replicator.ts'
 import { StreamTransport } from '../../packages/sync/src/transports/stream-transport.ts'
 import type { PeerId, TransportListener } from '../../packages/sync/src/transport.ts'
 
-runTransportTests('MemoryNetwork, delivered by hand in random order', async () => {
+runTransportTests('MemoryNetwork, delivered by hand in random order', () => {
   const net = new MemoryNetwork({ seed: 1 })
-  return {
+  return Promise.resolve({
     a: net.transport('a'),
     b: net.transport('b'),
     c: net.transport('c'),
     deliver: () => {
       net.deliverAll()
     },
-    teardown: async () => {},
-  }
+    teardown: () => Promise.resolve(),
+  })
 })
 
-runTransportTests('MemoryNetwork, autoDeliver', async () => {
+runTransportTests('MemoryNetwork, autoDeliver', () => {
   const net = new MemoryNetwork({ seed: 2, autoDeliver: true })
-  return { a: net.transport('a'), b: net.transport('b'), c: net.transport('c'), teardown: async () => {} }
+  const teardown = (): Promise<void> => Promise.resolve()
+  return Promise.resolve({ a: net.transport('a'), b: net.transport('b'), c: net.transport('c'), teardown })
 })
 
 const streamPair = (): { a: StreamTransport; b: StreamTransport; streams: PassThrough[] } => {
@@ -39,15 +40,13 @@ const streamPair = (): { a: StreamTransport; b: StreamTransport; streams: PassTh
   }
 }
 
-runTransportTests('StreamTransport over a PassThrough pair', async () => {
+runTransportTests('StreamTransport over a PassThrough pair', () => {
   const { a, b, streams } = streamPair()
-  return {
-    a,
-    b,
-    teardown: async () => {
-      for (const s of streams) s.destroy()
-    },
+  const teardown = (): Promise<void> => {
+    for (const s of streams) s.destroy()
+    return Promise.resolve()
   }
+  return Promise.resolve({ a, b, teardown })
 })
 
 class Log implements TransportListener {
@@ -196,7 +195,7 @@ describe('StreamTransport between processes', () => {
       m.set('parent', 'hi child')
       await acked
       await replicator.detach(transport)
-      const [code] = await exited
+      const [code] = (await exited) as [number | null, NodeJS.Signals | null]
       expect(code).toBe(0)
       expect(errors).toEqual([])
       expect(replicator.stats.malformed).toBe(0)

@@ -3,7 +3,7 @@ import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { EVENT_TYPES, type ActivityRecord, type ChorusEvent, type EventType, type HistoryQuery } from './events.ts'
 import type { LeaseClient } from './lease-client.ts'
-import { newestFirst, readEntry, type LogEntry } from './log.ts'
+import { compareEntries, newestFirst, readEntry, type LogEntry } from './log.ts'
 import type { Message, Resource } from './schema.ts'
 import { STORE_ORIGIN } from './store.ts'
 
@@ -49,6 +49,8 @@ export class EventStream {
   private readonly handlers = new Map<EventType | '*', Set<Handler>>()
   private readonly seenConflicts = new Set<string>()
   private readonly unsubscribe: Array<() => void> = []
+  /** Events derived during the current transaction, emitted together in agreed order when it ends. */
+  private pending: ChorusEvent[] = []
 
   constructor(core: SpaceCore, resources: () => Resource[], leases?: LeaseClient) {
     this.core = core
@@ -65,6 +67,11 @@ export class EventStream {
     }
     core.resources.observeDeep(onResources)
     this.unsubscribe.push(() => core.resources.unobserveDeep(onResources))
+    const flush = (): void => this.flush()
+    for (const doc of [core.doc, ...core.restricted.values()]) {
+      doc.on('afterTransaction', flush)
+      this.unsubscribe.push(() => doc.off('afterTransaction', flush))
+    }
     if (leases !== undefined) {
       this.unsubscribe.push(
         leases.onLost((grant, reason) =>
@@ -147,6 +154,13 @@ export class EventStream {
 
   private live(txn: Y.Transaction, events: ChorusEvent[]): void {
     if (txn.origin === STORE_ORIGIN || events.length === 0) return
+    this.pending.push(...events)
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return
+    const events = this.pending.sort(compareEntries)
+    this.pending = []
     for (const e of events) this.emit(e)
   }
 

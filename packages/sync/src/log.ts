@@ -29,9 +29,12 @@ export const parseEntryId = (id: string): { client: number; clock: number } | un
   return m ? { client: Number(m[1]), clock: Number(m[2]) } : undefined
 }
 
-/** The order every replica agrees on: time first, then the id as a tie-breaker (events from other sources share it). */
+/**
+ * The order every replica agrees on: time first, then the id. Ids compare by length before text so that one
+ * writer's `<client>-<clock>` ids keep their numeric order ("7-10" after "7-9").
+ */
 export const compareEntries = (a: { at: number; id: string }, b: { at: number; id: string }): number =>
-  a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  a.at - b.at || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 export class JsonLog {
   readonly text: Y.Text

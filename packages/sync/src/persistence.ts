@@ -92,6 +92,7 @@ class StorePersistence implements Persistence {
     // Subscribe before loading so that nothing the doc does while the load is in flight goes unstored.
     this.doc.on('update', this.onUpdate)
     this.doc.on('destroy', this.onDocDestroy)
+    // What the doc held before persist() will never come through an update event.
     if (Y.encodeStateVector(this.doc).length > 1) this.write(Y.encodeStateAsUpdate(this.doc))
     try {
       const stored = await this.store.load(this.space)
@@ -202,7 +203,8 @@ class StorePersistence implements Persistence {
       }
     })
     try {
-      Y.transact(this.doc, () => updates.forEach((update) => Y.applyUpdate(this.doc, update, STORE_ORIGIN)), STORE_ORIGIN)
+      const applyAll = (): void => updates.forEach((update) => Y.applyUpdate(this.doc, update, STORE_ORIGIN))
+      Y.transact(this.doc, applyAll, STORE_ORIGIN)
     } catch (e) {
       throw new ChorusError('corrupt', `space ${this.space}: stored updates could not be applied`, {
         space: this.space,

@@ -137,8 +137,8 @@ export class Replicator {
   private readonly attachments = new Map<Transport, Attachment>()
   /** Which peer each remote awareness state was last applied from; these go when that peer leaves. */
   private readonly learnedFrom = new Map<number, PeerOrigin>()
-  /** States removed because their peer left: the clock they had, and the epoch when they were removed. */
-  private readonly departed = new Map<number, { clock: number; epoch: number }>()
+  /** Remote states removed on a peer's word: their clock, the epoch then, and the link that said so. */
+  private readonly departed = new Map<number, { clock: number; epoch: number; via: PeerOrigin | null }>()
   private epoch = 0
   private readonly events = new ObservableV2<ReplicatorEvents>()
   private readonly waiters = new Set<(error: Error) => void>()
@@ -255,7 +255,13 @@ export class Replicator {
       if (from === null) this.learnedFrom.delete(id)
       else this.learnedFrom.set(id, from)
     }
-    for (const id of changes.removed) this.learnedFrom.delete(id)
+    for (const id of changes.removed) {
+      this.learnedFrom.delete(id)
+      const clock = this.awareness.meta.get(id)?.clock
+      if (id !== own && origin instanceof PeerOrigin && clock !== undefined) {
+        this.departed.set(id, { clock, epoch: this.epoch, via: from })
+      }
+    }
     const changed = [...changes.added, ...changes.updated, ...changes.removed]
     // When a peer marks this replica offline, y-protocols bumps the local clock and reports it as removed;
     // that peer must hear the re-assertion too, so this replica's own state is never withheld.
@@ -277,7 +283,11 @@ export class Replicator {
       existing.synced = false
     }
     this.send(attachment, peer, encodeSyncStep1(this.doc))
-    const known = [...this.awareness.getStates().keys()]
+    // A fresh clock for this replica's own state: a peer that removed it when the link last dropped ignores
+    // the same clock again (y-protocols, stock y-websocket server included). The renewal goes to every peer.
+    const local = this.awareness.getLocalState()
+    if (local !== null) this.awareness.setLocalState(local)
+    const known = [...this.awareness.getStates().keys()].filter((id) => id !== this.awareness.clientID)
     if (known.length > 0) this.send(attachment, peer, encodeAwarenessMessage(this.awareness, known))
   }
 
@@ -292,11 +302,7 @@ export class Replicator {
   private dropLearned(origin: PeerOrigin): void {
     const ids: number[] = []
     for (const [id, from] of this.learnedFrom) if (from === origin) ids.push(id)
-    for (const id of ids) {
-      this.learnedFrom.delete(id)
-      const clock = this.awareness.meta.get(id)?.clock
-      if (clock !== undefined) this.departed.set(id, { clock, epoch: this.epoch })
-    }
+    for (const id of ids) this.learnedFrom.delete(id)
     // Peers that still see the client drop it too; if it is in fact alive it re-asserts with a higher clock.
     if (ids.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, ids, origin)
   }
@@ -361,15 +367,17 @@ export class Replicator {
   }
 
   /**
-   * A state removed when its peer left comes back at the same clock when a peer (re)joins, and y-protocols
-   * ignores an equal clock, so the client would stay invisible until its next renewal (up to 15 s).
-   * Forgetting its clock lets it in again; only links opened after the removal may do this, because older
-   * ones can still carry copies sent before the client left.
+   * A state removed on a peer's word (it left, or a peer said the client left) comes back at the same clock
+   * when links reopen, and y-protocols ignores an equal clock: the client would stay invisible until its
+   * next renewal (up to 15 s). Forgetting the clock lets it in again, but only from a link that is newer
+   * than the removal or from the link that reported it (links are FIFO), since any other link may still
+   * carry a copy sent before the client left.
    */
   private readmit(link: Link, entries: readonly AwarenessEntry[]): void {
     for (const { client, clock, present } of entries) {
       const gone = this.departed.get(client)
-      if (!present || gone === undefined || gone.clock !== clock || link.epoch <= gone.epoch) continue
+      if (!present || gone === undefined || gone.clock !== clock) continue
+      if (link.epoch <= gone.epoch && link.origin !== gone.via) continue
       if (!this.awareness.states.has(client)) this.awareness.meta.delete(client)
       this.departed.delete(client)
     }
