@@ -1,7 +1,7 @@
 /**
  * Chorus sync benchmark: the typed API beside plain Yjs doing the same work, measured in the same run.
  *
- *   npm run bench                 # everything (about 3 minutes on 2 cores)
+ *   npm run bench                 # everything (about 2 minutes on 2 cores)
  *   npm run bench -- --quick      # skips the 1M-message spaces
  *   npm run bench -- --only=write,load,memory
  *
@@ -9,13 +9,13 @@
  * parity and higher is worse.
  */
 import { readFileSync } from 'node:fs'
-import { cpus, platform, arch, totalmem } from 'node:os'
+import { arch, cpus, loadavg, platform, totalmem } from 'node:os'
 import * as Y from 'yjs'
 import { Space } from '@chorus/sync'
 import { MIX_LABEL, SMALL, SPACE_ID, buildArray, buildSmallSpace, buildSpace, loadArray, loadSpace, type Built, type Loaded, type Mix } from './lib/build.ts'
-import { fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUs, hasGc, heapUsed, median, progress, verdict, type Bench } from './lib/measure.ts'
+import { collect, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUs, hasGc, heapUsed, median, progress, verdict, type Bench } from './lib/measure.ts'
 import { printTable } from './lib/table.ts'
-import { SENDERS, VOTERS, WORKLOADS } from './lib/write.ts'
+import { SENDERS, WORKLOADS } from './lib/write.ts'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -33,13 +33,12 @@ const cpu = cpus()
 console.log('Chorus sync benchmark')
 console.log(`node ${process.version}, yjs ${yjsVersion}, ${platform()} ${arch()}`)
 console.log(`date ${new Date().toISOString()}`)
-console.log(`cpu  ${cpu[0]?.model ?? 'unknown'} x ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GB RAM`)
+console.log(`cpu  ${cpu[0]?.model ?? 'unknown'} x ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GB RAM, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
 console.log(`mode ${quick ? 'quick (no 1M-message spaces)' : 'full'}${only === undefined ? '' : `, only ${[...only].join(',')}`}`)
 if (!hasGc) console.log('warning: run with --expose-gc (npm run bench does); heap figures and timings are noisier without it')
 
 // ---- 1. write throughput -----------------------------------------------------------------------------------
 
-const OPS_SIZES = [2_000, 20_000] as const
 const REPS: Record<number, number> = { 2_000: 5, 20_000: 3 }
 const WARMUP_OPS = 2_000
 
@@ -47,20 +46,20 @@ const writeSection = (): void => {
   const rows: string[][] = []
   const breakdown: string[][] = []
   for (const w of WORKLOADS) {
-    const cases: Bench[] = [w.ours, ...w.baselines, w.spaceApi]
+    const cases: Bench[] = [w.ours, ...w.baselines, ...(w.spaceApi === undefined ? [] : [w.spaceApi])]
     progress(`write: ${w.name}: warm-up`)
     for (const c of cases) c.run(WARMUP_OPS)
-    const ms = new Map<Bench, Map<number, number[]>>(cases.map((c) => [c, new Map(OPS_SIZES.map((n) => [n, []]))]))
-    for (const n of OPS_SIZES) {
+    const ms = new Map<Bench, Map<number, number[]>>(cases.map((c) => [c, new Map(w.sizes.map((n) => [n, []]))]))
+    for (const n of w.sizes) {
       const reps = REPS[n] ?? 3
       for (let r = 0; r < reps; r++) {
         progress(`write: ${w.name}: ${fmtCount(n)} ops, repeat ${r + 1}/${reps}`)
-        // Cases take turns within a repeat, so drift (thermal, GC state) hits them alike.
+        // Cases take turns within a repeat, so drift (other load, GC state) hits them alike.
         for (const c of cases) ms.get(c)?.get(n)?.push(c.run(n))
       }
     }
     const usPerOp = (c: Bench, n: number): number => (median(ms.get(c)?.get(n) ?? []) * 1000) / n
-    for (const n of OPS_SIZES) {
+    for (const n of w.sizes) {
       const ours = usPerOp(w.ours, n)
       for (const b of w.baselines) {
         const base = usPerOp(b, n)
@@ -77,8 +76,10 @@ const writeSection = (): void => {
           verdict(ratio <= WRITE_TARGET),
         ])
       }
-      const api = usPerOp(w.spaceApi, n)
-      breakdown.push([w.name, fmtCount(n), `${w.ours.name} ${fmtUs(ours)}`, `${w.spaceApi.name} ${fmtUs(api)}`, fmtUs(ours - api), `${((100 * (ours - api)) / ours).toFixed(0)}%`])
+      if (w.spaceApi !== undefined) {
+        const api = usPerOp(w.spaceApi, n)
+        breakdown.push([w.name, fmtCount(n), `${w.ours.name} ${fmtUs(ours)}`, `${w.spaceApi.name} ${fmtUs(api)}`, fmtUs(ours - api), `${((100 * (ours - api)) / ours).toFixed(0)}%`])
+      }
     }
   }
   printTable(
@@ -96,18 +97,23 @@ const writeSection = (): void => {
     ],
     rows,
     [
-      `ratio = our time per op / baseline time per op. Each op is its own transaction on both sides.`,
-      `ours runs through a Member (validation, presence touch, activity record where the API keeps one); ${SENDERS} participants take turns.`,
-      `Y.Array.push slows as the array grows (ContentAny merges copy the array, push walks the list): compare its 2k and 20k rows.`,
-      `vote: ${VOTERS} voters take turns on one proposal, each changing its vote; member.vote returns the whole proposal (all votes).`,
-      `repeats: ${OPS_SIZES.map((n) => `${REPS[n]} at ${fmtCount(n)}`).join(', ')}; ${fmtCount(WARMUP_OPS)} warm-up ops per case first.`,
+      'ratio = our time per op / baseline time per op. Each op is its own transaction on both sides.',
+      `ours runs through a Member (validation, presence touch, activity record where the API keeps one); ${SENDERS} participants take turns`,
+      `  (the vote rows: every voter is a Member of the same replica).`,
+      'Y.Array.push slows as the array grows (ContentAny merges copy the array, push walks the list): compare its 2k and 20k rows.',
+      `vote: voters take turns on one proposal, each changing its vote; member.vote returns the whole proposal (all votes).`,
+      `repeats: ${Object.entries(REPS).map(([n, r]) => `${r} at ${fmtCount(Number(n))}`).join(', ')}; ${fmtCount(WARMUP_OPS)} warm-up ops per case first.`,
     ],
   )
   printTable(
     '1b. Where our time goes: Member handle vs the space API directly',
     [{ header: 'workload', align: 'left' }, 'ops', { header: 'through Member', align: 'left' }, { header: 'space API', align: 'left' }, 'Member extra/op', 'share'],
     breakdown,
-    ['The Member extra is the presence touch (Awareness.setLocalStateField: copy + deep compare + change events) done on every call.'],
+    [
+      'The Member extra is the presence touch (Awareness.setLocalStateField: copies this replica\'s entry of every',
+      '  participant it hosts, deep-compares it, emits change/update) done on every call: O(hosted participants).',
+      'Two separate medians: differences of a couple of µs are within run-to-run noise.',
+    ],
   )
 }
 
@@ -123,20 +129,30 @@ interface LoadFigures {
   heap: number
 }
 
+type LoadRun = Pick<LoadFigures, 'applyMs' | 'openMs' | 'firstQueryMs' | 'totalMs' | 'heap'>
+
+/**
+ * One load in its own stack frame: an interpreter frame keeps dead locals alive until they are overwritten, so a
+ * replica loaded in a loop body would still be counted in the next iteration's "before" heap figure.
+ */
+const loadOnce = (built: Built, load: (u: Uint8Array) => Loaded, withHeap: boolean, label: string): LoadRun => {
+  const before = withHeap ? heapUsed() : NaN
+  const l = load(built.update)
+  const newest = l.recent[l.recent.length - 1]
+  if (l.recent.length !== 50 || newest?.content !== built.last) throw new Error(`${label}: the loaded replica's newest message is not the last one written`)
+  const heap = withHeap ? heapUsed() - before : NaN
+  l.release()
+  return { applyMs: l.applyMs, openMs: l.openMs, firstQueryMs: l.firstQueryMs, totalMs: l.applyMs + l.openMs + l.firstQueryMs, heap }
+}
+
 const measureLoads = (built: Built, load: (u: Uint8Array) => Loaded, reps: number, label: string): LoadFigures => {
-  const runs: Array<Omit<LoadFigures, 'bytes' | 'buildMs' | 'heap'>> = []
-  let heap = NaN
+  const runs: LoadRun[] = []
   for (let r = 0; r < reps; r++) {
     progress(`load: ${label}: load ${r + 1}/${reps}`)
-    const before = heapUsed()
-    const l = load(built.update)
-    const newest = l.recent[l.recent.length - 1]
-    if (l.recent.length !== 50 || newest?.content !== built.last) throw new Error(`${label}: the loaded replica's newest message is not the last one written`)
-    runs.push({ applyMs: l.applyMs, openMs: l.openMs, firstQueryMs: l.firstQueryMs, totalMs: l.applyMs + l.openMs + l.firstQueryMs })
-    if (r === reps - 1) heap = heapUsed() - before
-    l.release()
+    collect()
+    runs.push(loadOnce(built, load, r === reps - 1, label))
   }
-  const pick = (k: keyof (typeof runs)[number]): number => median(runs.map((x) => x[k]))
+  const pick = (k: keyof LoadRun): number => median(runs.map((x) => x[k]))
   return {
     bytes: built.update.byteLength,
     buildMs: built.ms,
@@ -144,7 +160,7 @@ const measureLoads = (built: Built, load: (u: Uint8Array) => Loaded, reps: numbe
     openMs: pick('openMs'),
     firstQueryMs: pick('firstQueryMs'),
     totalMs: pick('totalMs'),
-    heap,
+    heap: runs[runs.length - 1]?.heap ?? NaN,
   }
 }
 
@@ -233,47 +249,48 @@ const loadSection = (): void => {
 
 const REPLICAS = 100
 
+/** Heap per item while `n` items made by `make` are held, before and after `use` runs on each; all in this frame. */
+const heldHeap = <T>(n: number, make: () => T, release: (x: T) => void, use?: (x: T) => void): [held: number, used: number] => {
+  const before = heapUsed()
+  const xs: T[] = []
+  for (let i = 0; i < n; i++) xs.push(make())
+  const held = (heapUsed() - before) / n
+  if (use !== undefined) for (const x of xs) use(x)
+  const used = (heapUsed() - before) / n
+  for (const x of xs) release(x)
+  return [held, used]
+}
+
+const openReplica = (update: Uint8Array): Space => {
+  const d = new Y.Doc({ guid: SPACE_ID })
+  Y.applyUpdate(d, update)
+  return new Space({ id: SPACE_ID, doc: d })
+}
+
+const firstReads = (s: Space): void => {
+  s.messages.recent({ limit: 50 })
+  s.tasks.list()
+  s.proposals.list()
+  s.events.history({ limit: 50 })
+}
+
 const memorySection = (): void => {
   progress('memory: building the small space')
   const update = buildSmallSpace()
-  // Warm up both paths so code and shared structures are not charged to the first replica.
-  for (let i = 0; i < 3; i++) {
-    const d = new Y.Doc()
-    Y.applyUpdate(d, update)
-    const s = new Space({ id: SPACE_ID, doc: d })
-    s.messages.recent()
-    s.destroy()
-  }
+  // Warm up both paths so code and shared structures are not charged to the replicas measured.
+  heldHeap(5, () => openReplica(update), (s) => s.destroy(), firstReads)
   progress(`memory: ${REPLICAS} bare Y.Docs`)
-  const h0 = heapUsed()
-  let docs: Y.Doc[] = []
-  for (let i = 0; i < REPLICAS; i++) {
-    const d = new Y.Doc()
-    Y.applyUpdate(d, update)
-    docs.push(d)
-  }
-  const bare = (heapUsed() - h0) / REPLICAS
-  for (const d of docs) d.destroy()
-  docs = []
-
+  const [bare] = heldHeap(
+    REPLICAS,
+    () => {
+      const d = new Y.Doc()
+      Y.applyUpdate(d, update)
+      return d
+    },
+    (d) => d.destroy(),
+  )
   progress(`memory: ${REPLICAS} spaces`)
-  const h1 = heapUsed()
-  let spaces: Space[] = []
-  for (let i = 0; i < REPLICAS; i++) {
-    const d = new Y.Doc({ guid: SPACE_ID })
-    Y.applyUpdate(d, update)
-    spaces.push(new Space({ id: SPACE_ID, doc: d }))
-  }
-  const opened = (heapUsed() - h1) / REPLICAS
-  for (const s of spaces) {
-    s.messages.recent({ limit: 50 })
-    s.tasks.list()
-    s.proposals.list()
-    s.events.history({ limit: 50 })
-  }
-  const used = (heapUsed() - h1) / REPLICAS
-  for (const s of spaces) s.destroy()
-  spaces = []
+  const [opened, used] = heldHeap(REPLICAS, () => openReplica(update), (s) => s.destroy(), firstReads)
 
   printTable(
     `3. Memory per replica: ${REPLICAS} replicas of a small space (${SMALL.participants} participants, ${SMALL.messages} messages, ${SMALL.tasks} tasks, ${SMALL.proposals} proposals, ${SMALL.stateKeys} state keys)`,

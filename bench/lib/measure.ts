@@ -47,10 +47,13 @@ export interface OpsCase<C> {
   teardown?: (ctx: C) => void
 }
 
-/** Runs `ops` operations on fresh state and returns the milliseconds they took (setup and teardown untimed). */
+/**
+ * Runs `ops` operations on fresh state and returns the milliseconds they took (setup and teardown untimed).
+ * No gc() right before timing: a full collection shrinks the young generation, and the first few thousand ops
+ * after it then pay for extra scavenges, which made short runs look slower per op than long ones.
+ */
 export const runOps = <C>(c: OpsCase<C>, ops: number): number => {
   const ctx = c.setup()
-  collect()
   const t0 = performance.now()
   for (let i = 0; i < ops; i++) c.op(ctx, i)
   const ms = performance.now() - t0

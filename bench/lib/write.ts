@@ -9,7 +9,10 @@ import { content, type MessageRecord } from './build.ts'
 
 export const SENDERS = 5
 export const STATE_KEYS = 100
-export const VOTERS = 1000
+export const VOTERS = 100
+export const MANY_VOTERS = 1000
+/** Operation counts every workload runs (fresh state each): per-op cost at 2k vs 20k shows growth. */
+export const OPS_SIZES = [2_000, 20_000] as const
 
 const BODY = content(0)
 const senderId = (i: number): string => `p${i % SENDERS}`
@@ -33,14 +36,17 @@ const destroySpace = (c: SpaceCtx): void => c.space.destroy()
 
 export interface Workload {
   name: string
+  /** Operation counts to measure. */
+  sizes: readonly number[]
   ours: Bench
   baselines: Bench[]
   /** The same typed operation without the Member handle (no presence touch), for the breakdown. */
-  spaceApi: Bench
+  spaceApi?: Bench
 }
 
 const sendWorkload: Workload = {
   name: 'message send',
+  sizes: OPS_SIZES,
   ours: bench<SpaceCtx>({
     name: 'member.send',
     setup: () => spaceWith('bench-send', SENDERS),
@@ -78,6 +84,7 @@ const sendWorkload: Workload = {
 
 const stateWorkload: Workload = {
   name: `state set (${STATE_KEYS} keys)`,
+  sizes: OPS_SIZES,
   ours: bench<SpaceCtx>({
     name: 'member.set',
     setup: () => spaceWith('bench-state', SENDERS),
@@ -104,48 +111,60 @@ interface VoteCtx extends SpaceCtx {
   proposal: string
 }
 
-const voteSetup = (): VoteCtx => {
-  const c = spaceWith('bench-vote', VOTERS)
-  const proposal = member(c, 0).propose({ title: 'Adopt the review rota' }).id
-  return { ...c, proposal }
-}
-
-const voteWorkload: Workload = {
-  name: `vote (${VOTERS} voters, 1 proposal)`,
-  ours: bench<VoteCtx>({
-    name: 'member.vote',
-    setup: voteSetup,
-    op: (c, i) => {
-      member(c, i).vote(c.proposal, voteOf(i, VOTERS))
-    },
-    teardown: destroySpace,
-  }),
-  spaceApi: bench<VoteCtx>({
-    name: 'space.proposals.vote',
-    setup: voteSetup,
-    op: (c, i) => {
-      c.space.proposals.vote(c.proposal, `p${i % VOTERS}`, voteOf(i, VOTERS))
-    },
-    teardown: destroySpace,
-  }),
-  baselines: [
-    bench<Y.Map<Y.Map<unknown>>>({
-      name: 'Y.Map.set (nested votes map)',
-      setup: () => {
-        const proposals = new Y.Doc().getMap<Y.Map<unknown>>('proposals')
-        const p = new Y.Map<unknown>()
-        p.set('title', 'Adopt the review rota')
-        p.set('votes', new Y.Map<unknown>())
-        proposals.set('p-1', p)
-        return proposals
+const voteWorkload = (voters: number, sizes: readonly number[], breakdown: boolean): Workload => {
+  const setup = (): VoteCtx => {
+    const c = spaceWith('bench-vote', voters)
+    const proposal = member(c, 0).propose({ title: 'Adopt the review rota' }).id
+    return { ...c, proposal }
+  }
+  return {
+    name: `vote (${voters} voters, 1 proposal)`,
+    sizes,
+    ours: bench<VoteCtx>({
+      name: 'member.vote',
+      setup,
+      op: (c, i) => {
+        member(c, i).vote(c.proposal, voteOf(i, voters))
       },
-      op: (proposals, i) => {
-        const votes = (proposals.get('p-1') as Y.Map<unknown>).get('votes') as Y.Map<unknown>
-        votes.set(`p${i % VOTERS}`, { vote: voteOf(i, VOTERS), at: Date.now() })
-      },
-      teardown: (proposals) => proposals.doc?.destroy(),
+      teardown: destroySpace,
     }),
-  ],
+    ...(breakdown
+      ? {
+          spaceApi: bench<VoteCtx>({
+            name: 'space.proposals.vote',
+            setup,
+            op: (c, i) => {
+              c.space.proposals.vote(c.proposal, `p${i % voters}`, voteOf(i, voters))
+            },
+            teardown: destroySpace,
+          }),
+        }
+      : {}),
+    baselines: [
+      bench<Y.Map<Y.Map<unknown>>>({
+        name: 'Y.Map.set (nested votes map)',
+        setup: () => {
+          const proposals = new Y.Doc().getMap<Y.Map<unknown>>('proposals')
+          const p = new Y.Map<unknown>()
+          p.set('title', 'Adopt the review rota')
+          p.set('votes', new Y.Map<unknown>())
+          proposals.set('p-1', p)
+          return proposals
+        },
+        op: (proposals, i) => {
+          const votes = (proposals.get('p-1') as Y.Map<unknown>).get('votes') as Y.Map<unknown>
+          votes.set(`p${i % voters}`, { vote: voteOf(i, voters), at: Date.now() })
+        },
+        teardown: (proposals) => proposals.doc?.destroy(),
+      }),
+    ],
+  }
 }
 
-export const WORKLOADS: readonly Workload[] = [sendWorkload, stateWorkload, voteWorkload]
+/** The required figures at 2k and 20k ops; the 1000-voter vote only at 2k (each vote costs O(voters), see the report). */
+export const WORKLOADS: readonly Workload[] = [
+  sendWorkload,
+  stateWorkload,
+  voteWorkload(VOTERS, OPS_SIZES, true),
+  voteWorkload(MANY_VOTERS, [OPS_SIZES[0]], false),
+]

@@ -5,7 +5,7 @@
  */
 import * as prng from 'lib0/prng'
 import { describe, expect, it } from 'vitest'
-import { connectSpace, isChorusError, LocalLeaseClient, ManualClock, Space, type Json, type ParticipantKind, type Priority, type SpaceConnection } from '@chorus/sync'
+import { connectSpace, isChorusError, LocalLeaseClient, ManualClock, Space, type ParticipantKind, type Priority, type SpaceConnection } from '@chorus/sync'
 import { MemoryNetwork } from '@chorus/sync/testing'
 
 const SEEDS = process.env.CHORUS_SEED !== undefined ? [Number(process.env.CHORUS_SEED)] : Array.from({ length: 200 }, (_, i) => i + 1)
@@ -62,7 +62,7 @@ const run = async (seed: number): Promise<void> => {
           s.state.set(pick(['status', 'phase', 'owner', 'count']), chance(0.5) ? int(0, 100) : `v${int(0, 9)}`, { by: me })
           break
         case 1:
-          s.state.set('config', { [pick(['a', 'b', 'c', 'd'])]: int(0, 9) } as Json, { by: me, mode: 'merge' })
+          s.state.set('config', { [pick(['a', 'b', 'c', 'd'])]: int(0, 9) }, { by: me, mode: 'merge' })
           break
         case 2:
           if (s.state.get('phase') !== undefined) s.state.delete('phase', { by: me })

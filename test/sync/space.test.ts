@@ -45,8 +45,8 @@ describe('messages and inboxes', () => {
     expect(s.messages.recent({ limit: 2 }).map((m) => m.content)).toEqual(['ai chatter', 'human matters'])
     // Restricted channels live in their own documents.
     const aiOnly = s.documents.find((d) => d.name === 'm#ai-only')
-    expect(aiOnly?.doc.getText('messages').toString()).toContain('ai chatter')
-    expect(s.doc.getText('messages').toString()).not.toContain('ai chatter')
+    expect(aiOnly?.doc.getText('messages').toJSON()).toContain('ai chatter')
+    expect(s.doc.getText('messages').toJSON()).not.toContain('ai chatter')
     s.destroy()
   })
 

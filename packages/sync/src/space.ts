@@ -136,7 +136,7 @@ export class Space {
 
   /** A handle for a participant that already joined. */
   member(id: string): Member {
-    this.participants.get(id) ?? this.core.requireParticipant(id)
+    this.core.requireParticipant(id)
     return new Member(this, id)
   }
 
