@@ -115,7 +115,9 @@ describe('events', () => {
       s.state.set('i', i, { by: 'bot' })
     }
     const all = s.events.history()
-    expect(all).toHaveLength(2 + 10)
+    // 2 joins, 5 messages, and one state_update: a key's newer value replaces the older one, in history too.
+    expect(all).toHaveLength(2 + 5 + 1)
+    expect(s.events.history({ type: 'state_update' }).map((e) => e.data)).toEqual([{ key: 'i', mode: 'replace', value: 4 }])
     expect(all.map((e) => e.at)).toEqual([...all.map((e) => e.at)].sort((x, y) => x - y))
     expect(s.events.history({ type: 'message', participant: 'alice' }).map((e) => (e as ChorusEvent<'message'>).data.content)).toEqual(['m0', 'm2', 'm4'])
     expect(s.events.history({ type: ['message', 'join'], limit: 2 }).map((e) => e.type)).toEqual(['message', 'message'])

@@ -119,6 +119,13 @@ export class SpaceCore {
     return m === undefined ? undefined : readParticipant(id, m)
   }
 
+  /** The kind of a participant, without reading the rest of its record (hot path of every write). */
+  requireKind(id: string): Participant['kind'] {
+    const m = this.participants.get(id)
+    if (m === undefined) throw new ChorusError('not_found', `unknown participant "${id}"; join first`, { participant: id })
+    return m.get('kind') as Participant['kind']
+  }
+
   requireParticipant(id: string): Participant {
     const p = this.participant(id)
     if (p === undefined) throw new ChorusError('not_found', `unknown participant "${id}"; join first`, { participant: id })

@@ -4,7 +4,8 @@ import { ChorusError } from './errors.ts'
 import { EVENT_TYPES, type ActivityRecord, type ChorusEvent, type EventType, type HistoryQuery } from './events.ts'
 import type { LeaseClient } from './lease-client.ts'
 import { compareEntries, newestFirst, readEntry, type LogEntry } from './log.ts'
-import type { Message, Resource } from './schema.ts'
+import type { Message, Resource, Vote } from './schema.ts'
+import { conflictEvents, stateEvent, stateEvents, voteEvent, voteEvents } from './derived-events.ts'
 import { STORE_ORIGIN } from './store.ts'
 
 type Handler = (event: ChorusEvent) => void
@@ -21,25 +22,9 @@ const activityEvent = (e: LogEntry): ChorusEvent => {
   return ev
 }
 
-const conflictEvents = (resources: Resource[]): ChorusEvent[] =>
-  resources
-    .flatMap((r) =>
-      r.conflicts.map(
-        (c): ChorusEvent => ({
-          id: `conflict:${c.other.id}`,
-          type: 'conflict',
-          at: Math.max(c.kept.at, c.other.at),
-          participant: c.other.by,
-          ref: r.id,
-          data: { version: c.version, kept: c.kept.id, other: c.other.id },
-        }),
-      ),
-    )
-    .sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1))
-
 /**
- * The typed event stream. Nothing is stored twice: message events come from the message logs, conflicts from
- * resource revisions, everything else from the activity log. History is in the agreed order (time, then id),
+ * The typed event stream. Nothing is stored twice: message events come from the message logs, state updates
+ * and votes from their entries, conflicts from resource revisions, everything else from the activity log. History is in the agreed order (time, then id),
  * identical on every replica; live events fire as changes arrive, local or remote, but not for history loaded
  * from a store.
  */
@@ -51,27 +36,11 @@ export class EventStream {
   private readonly unsubscribe: Array<() => void> = []
   /** Events derived during the current transaction, emitted together in agreed order when it ends. */
   private pending: ChorusEvent[] = []
+  private watching = false
 
   constructor(core: SpaceCore, resources: () => Resource[], leases?: LeaseClient) {
     this.core = core
     this.resources = resources
-    for (const log of core.messageLogs.values()) {
-      this.unsubscribe.push(log.onAppend((entries, txn) => this.live(txn, entries.map(messageEvent))))
-    }
-    this.unsubscribe.push(core.activity.onAppend((entries, txn) => this.live(txn, entries.map(activityEvent))))
-    for (const e of conflictEvents(resources())) this.seenConflicts.add(e.id)
-    const onResources = (_: unknown, txn: Y.Transaction): void => {
-      const fresh = conflictEvents(this.resources()).filter((e) => !this.seenConflicts.has(e.id))
-      for (const e of fresh) this.seenConflicts.add(e.id)
-      this.live(txn, fresh)
-    }
-    core.resources.observeDeep(onResources)
-    this.unsubscribe.push(() => core.resources.unobserveDeep(onResources))
-    const flush = (): void => this.flush()
-    for (const doc of [core.doc, ...core.restricted.values()]) {
-      doc.on('afterTransaction', flush)
-      this.unsubscribe.push(() => doc.off('afterTransaction', flush))
-    }
     if (leases !== undefined) {
       this.unsubscribe.push(
         leases.onLost((grant, reason) =>
@@ -91,10 +60,61 @@ export class EventStream {
   /** Calls `handler` for each live event of `type` (or every type with '*'); returns an unsubscribe function. */
   on<T extends EventType>(type: T | '*', handler: (event: ChorusEvent<T>) => void): () => void {
     if (type !== '*' && !EVENT_TYPES.includes(type)) throw new ChorusError('invalid_input', `unknown event type "${String(type)}"`)
+    this.watch()
     let set = this.handlers.get(type)
     if (set === undefined) this.handlers.set(type, (set = new Set()))
     set.add(handler as Handler)
     return () => set.delete(handler as Handler)
+  }
+
+  /** Starts deriving live events; done on the first subscription, since nobody else needs them. */
+  private watch(): void {
+    if (this.watching) return
+    this.watching = true
+    const core = this.core
+    for (const log of core.messageLogs.values()) {
+      this.unsubscribe.push(log.onAppend((entries, txn) => this.live(txn, entries.map(messageEvent))))
+    }
+    this.unsubscribe.push(core.activity.onAppend((entries, txn) => this.live(txn, entries.map(activityEvent))))
+    for (const e of conflictEvents(this.resources())) this.seenConflicts.add(e.id)
+    const onResources = (_: unknown, txn: Y.Transaction): void => {
+      const fresh = conflictEvents(this.resources()).filter((e) => !this.seenConflicts.has(e.id))
+      for (const e of fresh) this.seenConflicts.add(e.id)
+      this.live(txn, fresh)
+    }
+    core.resources.observeDeep(onResources)
+    this.unsubscribe.push(() => core.resources.unobserveDeep(onResources))
+    const onState = (events: Array<Y.YEvent<Y.Map<unknown>>>, txn: Y.Transaction): void => {
+      const fresh: ChorusEvent[] = []
+      for (const e of events) {
+        const key = e.path[0]
+        // A key written whole (or a merge map created in this transaction), or some fields of an existing merge map.
+        if (e.target === core.state) for (const k of (e as Y.YMapEvent<unknown>).keysChanged) fresh.push(...stateEvent(core.state, k))
+        else if (typeof key === 'string') fresh.push(...stateEvent(core.state, key, (e as Y.YMapEvent<unknown>).keysChanged))
+      }
+      this.live(txn, fresh)
+    }
+    core.state.observeDeep(onState)
+    this.unsubscribe.push(() => core.state.unobserveDeep(onState))
+    const onProposals = (events: Array<Y.YEvent<Y.Map<unknown>>>, txn: Y.Transaction): void => {
+      const fresh: ChorusEvent[] = []
+      for (const e of events) {
+        const [proposal, field] = e.path
+        if (field !== 'votes' || typeof proposal !== 'string') continue
+        for (const voter of (e as Y.YMapEvent<unknown>).keysChanged) {
+          const ev = voteEvent(e.target as Y.Map<{ vote: Vote; at: number }>, proposal, voter)
+          if (ev !== undefined) fresh.push(ev)
+        }
+      }
+      this.live(txn, fresh)
+    }
+    core.proposals.observeDeep(onProposals)
+    this.unsubscribe.push(() => core.proposals.unobserveDeep(onProposals))
+    const flush = (): void => this.flush()
+    for (const doc of [core.doc, ...core.restricted.values()]) {
+      doc.on('afterTransaction', flush)
+      this.unsubscribe.push(() => doc.off('afterTransaction', flush))
+    }
   }
 
   /** Past events, oldest first, filtered; `limit` keeps the newest ones. */
@@ -105,7 +125,7 @@ export class EventStream {
     const out: ChorusEvent[] = []
     const limit = query.limit ?? Infinity
     let foundAfter = query.after === undefined
-    type Kind = 'message' | 'activity' | 'conflict'
+    type Kind = 'message' | 'activity' | 'derived'
     const sources: Array<readonly { at: number; id: string }[]> = []
     const kinds: Kind[] = []
     const add = (list: readonly { at: number; id: string }[], kind: Kind): void => {
@@ -113,8 +133,10 @@ export class EventStream {
       kinds.push(kind)
     }
     if (wants('message')) for (const log of this.core.messageLogs.values()) add(log.entries(), 'message')
-    if (types === undefined || [...types].some((t) => t !== 'message' && t !== 'conflict')) add(this.core.activity.entries(), 'activity')
-    if (wants('conflict')) add(conflictEvents(this.resources()), 'conflict')
+    if (types === undefined || [...types].some((t) => !['message', 'conflict', 'state_update', 'vote'].includes(t))) add(this.core.activity.entries(), 'activity')
+    if (wants('conflict')) add(conflictEvents(this.resources()), 'derived')
+    if (wants('state_update')) add(stateEvents(this.core.state), 'derived')
+    if (wants('vote')) add(voteEvents(this.core.proposals), 'derived')
     for (const [item, source] of newestFirst(sources)) {
       if (query.after !== undefined && item.id === query.after) {
         foundAfter = true
@@ -142,7 +164,7 @@ export class EventStream {
 
   /** Total number of events in the history. */
   count(): number {
-    let n = this.core.activity.size + conflictEvents(this.resources()).length
+    let n = this.core.activity.size + conflictEvents(this.resources()).length + stateEvents(this.core.state).length + voteEvents(this.core.proposals).length
     for (const log of this.core.messageLogs.values()) n += log.size
     return n
   }

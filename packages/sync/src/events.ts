@@ -38,6 +38,7 @@ export interface EventData {
   message: Message
   join: { name: string; kind: string }
   leave: Record<string, never>
+  /** For `merge`, `value` holds the one field this event wrote. */
   state_update: { key: string; mode: 'merge' | 'replace' | 'delete'; value?: Json }
   task_created: { title: string; priority: string; requiresHuman: boolean }
   task_claimed: { token: number }
@@ -56,7 +57,7 @@ export interface EventData {
 
 /** An activity-log record: what happened, by whom, about what. Messages are their own log and never appear here. */
 export interface ActivityRecord {
-  type: Exclude<EventType, 'message' | 'conflict' | 'lease_lost'>
+  type: Exclude<EventType, 'message' | 'conflict' | 'lease_lost' | 'state_update' | 'vote'>
   by: string
   ref?: string
   data?: Record<string, Json>

@@ -40,6 +40,8 @@ export class JsonLog {
   readonly text: Y.Text
   private index: LogEntry[] | undefined
   private readonly listeners = new Set<(entries: LogEntry[], txn: Y.Transaction) => void>()
+  /** Records appended locally in the current transaction, so their entries need not parse them back. */
+  private written = new Map<number, object>()
 
   constructor(text: Y.Text) {
     this.text = text
@@ -51,12 +53,19 @@ export class JsonLog {
     const doc = this.doc()
     const clock = Y.getState(doc.store, doc.clientID)
     this.text.insert(this.text.length, `${at}\t${JSON.stringify(record)}\n`)
+    if (this.index !== undefined || this.listeners.size > 0) this.written.set(clock, record)
     return entryId(doc.clientID, clock)
   }
 
   /** All entries in agreed order. The index is built on first use and then kept up to date. */
   entries(): readonly LogEntry[] {
-    if (this.index === undefined) this.index = this.scan().sort(compareEntries)
+    if (this.index === undefined) {
+      const all = this.scan()
+      // Logs are mostly written in time order; sort only when the scan found otherwise.
+      let sorted = true
+      for (let i = 1; i < all.length && sorted; i++) sorted = compareEntries(all[i - 1] as LogEntry, all[i] as LogEntry) <= 0
+      this.index = sorted ? all : all.sort(compareEntries)
+    }
     return this.index
   }
 
@@ -85,6 +94,8 @@ export class JsonLog {
   }
 
   private onChange(txn: Y.Transaction): void {
+    const written = this.written
+    this.written = new Map()
     if (this.index === undefined && this.listeners.size === 0) return
     const added: LogEntry[] = []
     const structs = txn.doc.store.clients
@@ -107,6 +118,9 @@ export class JsonLog {
       }
     }
     if (added.length === 0) return
+    if (written.size > 0 && txn.local) {
+      for (const e of added as Array<LogEntry & { parsed?: object }>) if (e.client === txn.doc.clientID) e.parsed = written.get(e.clock)
+    }
     added.sort(compareEntries)
     if (this.index !== undefined) insertSorted(this.index, added)
     for (const l of this.listeners) l(added, txn)

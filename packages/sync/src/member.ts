@@ -54,8 +54,8 @@ export class Member {
     return this.active(this.space.proposals.create({ ...options, proposer: this.id }))
   }
 
-  vote(proposalId: string, vote: Vote): Proposal {
-    return this.active(this.space.proposals.vote(proposalId, this.id, vote))
+  vote(proposalId: string, vote: Vote): void {
+    this.active(this.space.proposals.vote(proposalId, this.id, vote))
   }
 
   createResource(name: string, data: Json): Resource {

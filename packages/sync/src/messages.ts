@@ -53,14 +53,13 @@ export class Messages {
   send(options: SendOptions): Message {
     const o = parse(sendSchema, options, 'message')
     checkSize('message content', o.content, LIMITS.messageContent)
-    const sender = this.core.requireParticipant(o.from)
+    const sender = { kind: this.core.requireKind(o.from) }
     const channel = o.channel ?? 'general'
     if (!mayUseChannel(sender, channel)) {
       throw new ChorusError('forbidden', `${sender.kind} participants may not use the ${channel} channel`, { channel })
     }
-    if (o.to !== undefined) {
-      const to = this.core.requireParticipant(o.to)
-      if (!mayUseChannel(to, channel)) throw new ChorusError('forbidden', `${o.to} may not read the ${channel} channel`, { channel })
+    if (o.to !== undefined && !mayUseChannel({ kind: this.core.requireKind(o.to) }, channel)) {
+      throw new ChorusError('forbidden', `${o.to} may not read the ${channel} channel`, { channel })
     }
     const record: StoredMessage = { channel, from: o.from, priority: o.priority ?? 'normal', content: o.content }
     if (o.to !== undefined) record.to = o.to

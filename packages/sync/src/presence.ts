@@ -22,6 +22,8 @@ interface LocalEntry {
 /** The awareness field Chorus uses; one replica may host several participants (a hub, a relay, a test). */
 const FIELD = 'chorus'
 
+const TOUCH_EVERY_MS = 1000
+
 export const DEFAULT_IDLE_AFTER_MS = 5 * 60 * 1000
 
 /**
@@ -46,6 +48,8 @@ export class Presence {
   touch(participant: string, task?: string): void {
     const local = this.localEntries()
     const prev = local[participant]
+    // Within a second nothing a peer could notice changes; skip the awareness update (it is broadcast).
+    if (prev !== undefined && (task === undefined || task === prev.task) && this.clock.now() - prev.active < TOUCH_EVERY_MS) return
     const entry: LocalEntry = { active: this.clock.now() }
     const t = task ?? prev?.task
     if (t !== undefined) entry.task = t

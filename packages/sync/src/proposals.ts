@@ -70,18 +70,20 @@ export class Proposals {
     return this.require(id)
   }
 
-  /** Casts or changes `voter`'s vote; refused once the proposal is closed. */
-  vote(id: string, voter: string, vote: Vote): Proposal {
+  /** Casts or changes `voter`'s vote; refused once the proposal is closed. Read the outcome with `get`. */
+  vote(id: string, voter: string, vote: Vote): void {
     const v = parse(voteSchema, vote, 'vote')
-    this.core.requireParticipant(parse(idSchema, voter, 'voter id'))
-    const p = this.require(id)
-    if (this.isClosed(p)) throw new ChorusError('closed', `proposal ${id} is closed (${p.status})`, { proposal: id, status: p.status })
+    this.core.requireKind(parse(idSchema, voter, 'voter id'))
+    const m = this.core.proposals.get(parse(idSchema, id, 'proposal id'))
+    if (m === undefined) throw new ChorusError('not_found', `unknown proposal "${id}"`, { proposal: id })
+    // Checked from the raw fields: deriving the whole proposal here would make each vote cost O(voters).
+    const deadline = m.get('deadline')
+    if (m.has('closedAt') || (typeof deadline === 'number' && this.core.now() >= deadline)) {
+      throw new ChorusError('closed', `proposal ${id} is closed (${this.require(id).status})`, { proposal: id })
+    }
     const now = this.core.now()
-    this.core.transact(() => {
-      ;((this.core.proposals.get(id) as Y.Map<unknown>).get('votes') as Y.Map<StoredVote>).set(voter, { vote: v, at: now })
-      this.core.record({ type: 'vote', by: voter, ref: id, data: { vote: v } }, now)
-    })
-    return this.require(id)
+    // The vote entry is its own record: `vote` events are derived from it (see derived-events.ts).
+    this.core.transact(() => (m.get('votes') as Y.Map<StoredVote>).set(voter, { vote: v, at: now }))
   }
 
   /** Closes voting now; only the proposer may. */
