@@ -89,8 +89,8 @@ export class EventStream {
       for (const e of events) {
         const key = e.path[0]
         // A key written whole (or a merge map created in this transaction), or some fields of an existing merge map.
-        if (e.target === core.state) for (const k of (e as Y.YMapEvent<unknown>).keysChanged) fresh.push(...stateEvent(core.state, k))
-        else if (typeof key === 'string') fresh.push(...stateEvent(core.state, key, (e as Y.YMapEvent<unknown>).keysChanged))
+        if (e.target === core.state) for (const k of (e as Y.YMapEvent<unknown>).keysChanged as Set<string>) fresh.push(...stateEvent(core.state, k))
+        else if (typeof key === 'string') fresh.push(...stateEvent(core.state, key, (e as Y.YMapEvent<unknown>).keysChanged as Set<string>))
       }
       this.live(txn, fresh)
     }
@@ -101,7 +101,7 @@ export class EventStream {
       for (const e of events) {
         const [proposal, field] = e.path
         if (field !== 'votes' || typeof proposal !== 'string') continue
-        for (const voter of (e as Y.YMapEvent<unknown>).keysChanged) {
+        for (const voter of (e as Y.YMapEvent<unknown>).keysChanged as Set<string>) {
           const ev = voteEvent(e.target as Y.Map<{ vote: Vote; at: number }>, proposal, voter)
           if (ev !== undefined) fresh.push(ev)
         }

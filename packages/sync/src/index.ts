@@ -16,7 +16,7 @@
  * space.destroy()
  * ```
  *
- * (test/sync/readme-example.test.ts runs this example.)
+ * (test/sync/docs.test.ts runs this example.)
  */
 export { Space, type SpaceOptions, type SpaceDocument, type SpaceSnapshot } from './space.ts'
 export { Member } from './member.ts'

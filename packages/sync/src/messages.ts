@@ -5,7 +5,7 @@ import { LOCAL_ORIGIN } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { compareEntries, newestFirst, readEntry, type JsonLog, type LogEntry } from './log.ts'
 import { LIMITS, RESTRICTED_CHANNELS, type Message, type Participant, type Priority, type RestrictedChannel } from './schema.ts'
-import { channelSchema, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
+import { channelSchema, checkId, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
 
 export interface SendOptions {
   from: string
@@ -106,7 +106,7 @@ export class Messages {
    * (not its own). `unread` (default true) leaves out what it has acknowledged.
    */
   inbox(participant: string, options: { unread?: boolean; limit?: number } = {}): Message[] {
-    const p = this.core.requireParticipant(parse(idSchema, participant, 'participant id'))
+    const p = this.core.requireParticipant(checkId(participant, 'participant id'))
     const cursor = options.unread === false ? undefined : this.cursor(participant)
     const out: Message[] = []
     for (const e of this.merged(this.readableLogs(p))) {

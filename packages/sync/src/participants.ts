@@ -4,7 +4,7 @@ import type { SpaceCore } from './core.ts'
 import { readParticipant } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { LIMITS, type Json, type Participant, type ParticipantKind } from './schema.ts'
-import { channelSchema, checkJsonSize, idSchema, jsonSchema, kindSchema, nameSchema, parse } from './validate.ts'
+import { channelSchema, checkId, checkJsonSize, idSchema, jsonSchema, kindSchema, nameSchema, parse } from './validate.ts'
 
 export interface JoinOptions {
   /** Stable id; reuse it to rejoin as the same participant. Generated from the name when absent. */
@@ -69,7 +69,7 @@ export class Participants {
 
   /** Marks a participant as gone and records a `leave` event; its record stays for history. */
   leave(id: string): void {
-    this.core.requireParticipant(parse(idSchema, id, 'participant id'))
+    this.core.requireParticipant(checkId(id, 'participant id'))
     const now = this.core.now()
     this.core.transact(() => {
       const m = this.core.participants.get(id) as Y.Map<unknown>

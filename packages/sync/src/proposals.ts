@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { LIMITS, VOTES, type Proposal, type ProposalStatus, type Tally, type Vote } from './schema.ts'
-import { checkSize, idSchema, parse, voteSchema } from './validate.ts'
+import { checkId, checkOneOf, checkSize, idSchema, parse } from './validate.ts'
 
 export interface CreateProposalOptions {
   title: string
@@ -72,9 +72,9 @@ export class Proposals {
 
   /** Casts or changes `voter`'s vote; refused once the proposal is closed. Read the outcome with `get`. */
   vote(id: string, voter: string, vote: Vote): void {
-    const v = parse(voteSchema, vote, 'vote')
-    this.core.requireKind(parse(idSchema, voter, 'voter id'))
-    const m = this.core.proposals.get(parse(idSchema, id, 'proposal id'))
+    const v = checkOneOf(vote, VOTES, 'vote')
+    this.core.requireKind(checkId(voter, 'voter id'))
+    const m = this.core.proposals.get(checkId(id, 'proposal id'))
     if (m === undefined) throw new ChorusError('not_found', `unknown proposal "${id}"`, { proposal: id })
     // Checked from the raw fields: deriving the whole proposal here would make each vote cost O(voters).
     const deadline = m.get('deadline')
@@ -105,7 +105,7 @@ export class Proposals {
   }
 
   require(id: string): Proposal {
-    const p = this.get(parse(idSchema, id, 'proposal id'))
+    const p = this.get(checkId(id, 'proposal id'))
     if (p === undefined) throw new ChorusError('not_found', `unknown proposal "${id}"`, { proposal: id })
     return p
   }

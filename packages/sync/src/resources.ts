@@ -5,7 +5,7 @@ import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { assertJson } from './json.ts'
 import { LIMITS, type Json, type LeaseGrant, type RecordedGrant, type Resource, type ResourceConflict, type ResourceKind, type Revision } from './schema.ts'
-import { checkJsonSize, idSchema, nameSchema, parse } from './validate.ts'
+import { checkId, checkJsonSize, idSchema, nameSchema, parse } from './validate.ts'
 
 export interface CreateResourceOptions {
   name: string
@@ -69,7 +69,7 @@ export class Resources {
   }
 
   require(id: string): Resource {
-    const r = this.get(parse(idSchema, id, 'resource id'))
+    const r = this.get(checkId(id, 'resource id'))
     if (r === undefined) throw new ChorusError('not_found', `unknown resource "${id}"`, { resource: id })
     return r
   }

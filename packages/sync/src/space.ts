@@ -14,7 +14,7 @@ import { Resources } from './resources.ts'
 import { SCHEMA_VERSION, type LeaseGrant, type Message, type Participant, type Proposal, type Resource, type Task } from './schema.ts'
 import { SharedState } from './state.ts'
 import { Tasks } from './tasks.ts'
-import { idSchema, parse } from './validate.ts'
+import { checkId } from './validate.ts'
 import type { ChorusEvent } from './events.ts'
 import type { Json } from './schema.ts'
 import { Member } from './member.ts'
@@ -74,7 +74,7 @@ export class Space {
   private readonly core: SpaceCore
 
   constructor(options: SpaceOptions) {
-    const id = parse(idSchema, options.id, 'space id')
+    const id = checkId(options.id, 'space id')
     const doc = options.doc ?? new Y.Doc({ guid: id })
     const stored = doc.getMap('meta').get('schema')
     if (typeof stored === 'number' && stored > SCHEMA_VERSION) {

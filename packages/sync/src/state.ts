@@ -3,7 +3,7 @@ import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { assertJson } from './json.ts'
 import { LIMITS, type Json } from './schema.ts'
-import { checkSize, idSchema, parse } from './validate.ts'
+import { checkSize } from './validate.ts'
 
 export type StateMode = 'merge' | 'replace'
 
@@ -98,8 +98,9 @@ export class SharedState {
   }
 
   private checkKey(key: string): string {
-    const k = parse(idSchema, key, 'state key')
-    if (k.length > LIMITS.stateKeyLength) throw new ChorusError('invalid_input', `state key is longer than ${LIMITS.stateKeyLength} characters`)
+    if (typeof key !== 'string' || key.trim().length === 0) throw new ChorusError('invalid_input', 'invalid state key: key must be a non-empty string')
+    const k = key.trim()
+    if (k.length > LIMITS.stateKeyLength) throw new ChorusError('invalid_input', `invalid state key: key must be at most ${LIMITS.stateKeyLength} characters`)
     return k
   }
 }

@@ -7,7 +7,7 @@ import { readEntry } from './log.ts'
 import type { ActivityRecord } from './events.ts'
 import { LIMITS, TASK_STATUSES, type Json, type LeaseGrant, type Priority, type RecordedGrant, type Task, type TaskStatus, type TaskTransition } from './schema.ts'
 import { assertJson } from './json.ts'
-import { checkJsonSize, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
+import { checkId, checkJsonSize, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
 
 export interface CreateTaskOptions {
   title: string
@@ -78,7 +78,7 @@ export class Tasks {
   }
 
   require(id: string): Task {
-    const t = this.get(parse(idSchema, id, 'task id'))
+    const t = this.get(checkId(id, 'task id'))
     if (t === undefined) throw new ChorusError('not_found', `unknown task "${id}"`, { task: id })
     return t
   }

@@ -25,7 +25,10 @@ export const idSchema = nonEmpty('id', LIMITS.idLength)
 export const nameSchema = nonEmpty('name', LIMITS.nameLength)
 export const channelSchema = z
   .string({ error: 'channel must be a string' })
-  .regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'channel must be 1-64 characters of a-z, 0-9, "_", "." or "-", starting with a letter or digit')
+  .regex(
+    new RegExp(`^[a-z0-9][a-z0-9_.-]{0,${LIMITS.channelLength - 1}}$`),
+    `channel must be 1-${LIMITS.channelLength} characters of a-z, 0-9, "_", "." or "-", starting with a letter or digit`,
+  )
 export const kindSchema = z.enum(PARTICIPANT_KINDS, { error: `kind must be one of ${PARTICIPANT_KINDS.join(', ')}` })
 export const prioritySchema = z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })
 export const voteSchema = z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` })
@@ -40,4 +43,22 @@ export const parse = <T>(schema: z.ZodType<T>, input: unknown, what: string): T 
   if (result.success) return result.data
   const issues = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
   throw new ChorusError('invalid_input', `invalid ${what}: ${issues.join('; ')}`, { issues })
+}
+
+/**
+ * The check `idSchema` makes, by hand: ids are validated on every write, and this keeps them off the schema
+ * library's slower path. Returns the trimmed id.
+ */
+export const checkId = (value: unknown, what: string): string => {
+  if (typeof value !== 'string') throw new ChorusError('invalid_input', `invalid ${what}: id must be a string`)
+  const id = value.trim()
+  if (id.length === 0) throw new ChorusError('invalid_input', `invalid ${what}: id must not be empty`)
+  if (id.length > LIMITS.idLength) throw new ChorusError('invalid_input', `invalid ${what}: id must be at most ${LIMITS.idLength} characters`)
+  return id
+}
+
+/** Checks that `value` is one of `allowed`, with the same message the schemas give. */
+export const checkOneOf = <T extends string>(value: unknown, allowed: readonly T[], what: string): T => {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
+  throw new ChorusError('invalid_input', `invalid ${what}: ${what} must be one of ${allowed.join(', ')}`)
 }
