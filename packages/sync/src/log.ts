@@ -13,13 +13,39 @@ import { ChorusError } from './errors.ts'
  * A record's id is the Yjs id of its first character, `<client>-<clock>`: unique, identical on every replica, and
  * ordered per writer, which is what makes read cursors (a clock per writer) possible.
  */
-export interface LogEntry {
-  id: string
-  client: number
-  clock: number
-  at: number
-  /** The JSON text of the record, parsed on demand. */
-  raw: string
+/**
+ * One record of a log. Built for every record when a log is first read, so it keeps only numbers and a reference
+ * to the item's text; the id string and the record's JSON text are made when asked for.
+ */
+export class LogEntry {
+  readonly client: number
+  readonly clock: number
+  readonly at: number
+  /** The parsed record, once someone parsed it (or it was written here). */
+  parsed?: unknown
+  private readonly src: string
+  private readonly start: number
+  private readonly end: number
+  private idText: string | undefined
+
+  constructor(client: number, clock: number, at: number, src: string, start: number, end: number) {
+    this.client = client
+    this.clock = clock
+    this.at = at
+    this.src = src
+    this.start = start
+    this.end = end
+  }
+
+  /** `<client>-<clock>`: the Yjs id of the record's first character. */
+  get id(): string {
+    return (this.idText ??= entryId(this.client, this.clock))
+  }
+
+  /** The JSON text of the record. */
+  get raw(): string {
+    return this.src.slice(this.start, this.end)
+  }
 }
 
 export const entryId = (client: number, clock: number): string => `${client}-${clock}`
@@ -119,7 +145,7 @@ export class JsonLog {
     }
     if (added.length === 0) return
     if (written.size > 0 && txn.local) {
-      for (const e of added as Array<LogEntry & { parsed?: object }>) if (e.client === txn.doc.clientID) e.parsed = written.get(e.clock)
+      for (const e of added) if (e.client === txn.doc.clientID) e.parsed = written.get(e.clock)
     }
     added.sort(compareEntries)
     if (this.index !== undefined) insertSorted(this.index, added)
@@ -127,15 +153,19 @@ export class JsonLog {
   }
 }
 
+const TAB = 9
+const ZERO = 48
+
 const pushLines = (out: LogEntry[], client: number, clock: number, str: string): void => {
   let start = 0
   for (;;) {
     const end = str.indexOf('\n', start)
     if (end < 0) return
-    const tab = str.indexOf('\t', start)
-    if (tab > start && tab < end) {
-      out.push({ id: entryId(client, clock + start), client, clock: clock + start, at: Number(str.slice(start, tab)), raw: str.slice(tab + 1, end) })
-    }
+    // The timestamp before the tab, read digit by digit: no substring per record.
+    let at = 0
+    let i = start
+    for (let c = str.charCodeAt(i); c !== TAB && i < end; c = str.charCodeAt(++i)) at = at * 10 + (c - ZERO)
+    if (i > start && i < end) out.push(new LogEntry(client, clock + start, at, str, i + 1, end))
     start = end + 1
   }
 }
@@ -151,9 +181,9 @@ const insertSorted = (index: LogEntry[], added: LogEntry[]): void => {
 }
 
 /** Parses a log entry's record, memoizing on the entry. */
-export const readEntry = <T>(entry: LogEntry & { parsed?: T }): T => {
+export const readEntry = <T>(entry: LogEntry): T => {
   if (entry.parsed === undefined) entry.parsed = JSON.parse(entry.raw) as T
-  return entry.parsed
+  return entry.parsed as T
 }
 
 /** Several lists, each in agreed order, walked together from the newest item to the oldest. */
