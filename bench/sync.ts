@@ -101,7 +101,7 @@ const writeSection = (): void => {
       `ours runs through a Member (validation, presence touch, activity record where the API keeps one); ${SENDERS} participants take turns`,
       `  (the vote rows: every voter is a Member of the same replica).`,
       'Y.Array.push slows as the array grows (ContentAny merges copy the array, push walks the list): compare its 2k and 20k rows.',
-      `vote: voters take turns on one proposal, each changing its vote; member.vote returns the whole proposal (all votes).`,
+      `vote: voters take turns on one proposal, each changing its vote; a vote writes one entry of the votes map, like the baseline.`,
       `repeats: ${Object.entries(REPS).map(([n, r]) => `${r} at ${fmtCount(Number(n))}`).join(', ')}; ${fmtCount(WARMUP_OPS)} warm-up ops per case first.`,
     ],
   )

@@ -89,6 +89,21 @@ describe('docs', () => {
     expect(run.stdout.trimEnd().split('\n')).toEqual(expected)
   })
 
+  it('the tour in README.md runs', () => {
+    const block = /^```ts\n([\s\S]*?)^```$/m.exec(readFileSync(readmePath, 'utf8'))?.[1]
+    expect(block).toContain("from '@chorus/sync'")
+    mkdirSync(tmpRoot, { recursive: true })
+    const dir = mkdtempSync(join(tmpRoot, 'readme-'))
+    made.push(dir)
+    const file = join(dir, 'tour.ts')
+    writeFileSync(file, block ?? '')
+    // Run from the temporary folder so the tour's sqlite file lands there.
+    const run = spawnSync(process.execPath, [file], { cwd: dir, encoding: 'utf8', timeout: 30_000 })
+    expect(run.status, `the tour failed:\n${run.stderr}`).toBe(0)
+    expect(run.stdout.split('\n')).toEqual(expect.arrayContaining(['approved', 'ada Build is red on main']))
+    expect(existsSync(join(dir, '.data', 'team.sqlite'))).toBe(true)
+  })
+
   it('relative links in docs/ARCHITECTURE.md and README.md point at files that exist', () => {
     const docs = [architecturePath, ...(existsSync(readmePath) ? [readmePath] : [])]
     let checked = 0

@@ -8,10 +8,8 @@ import { DatabaseSync } from 'node:sqlite'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { ChorusError, isChorusError } from '../../packages/sync/src/errors.ts'
-import { persist } from '../../packages/sync/src/persistence.ts'
-import { STORE_ORIGIN } from '../../packages/sync/src/store.ts'
-import { SqliteStore } from '../../packages/sync/src/store/sqlite-store.ts'
+import { ChorusError, isChorusError, persist, STORE_ORIGIN } from '@chorus/sync'
+import { SqliteStore } from '@chorus/sync/sqlite'
 
 const writer = fileURLToPath(new URL('./fixtures/sqlite-writer.ts', import.meta.url))
 

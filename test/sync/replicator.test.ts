@@ -12,8 +12,9 @@ import {
   messageSync,
   PeerOrigin,
   Replicator,
-} from '../../packages/sync/src/replicator.ts'
-import type { PeerId, TransportListener } from '../../packages/sync/src/transport.ts'
+  type PeerId,
+  type TransportListener,
+} from '@chorus/sync'
 
 interface Replica {
   name: string

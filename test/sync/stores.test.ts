@@ -3,11 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
-import { isChorusError } from '../../packages/sync/src/errors.ts'
-import type { Store } from '../../packages/sync/src/store.ts'
-import { MemoryStore } from '../../packages/sync/src/store/memory-store.ts'
-import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../packages/sync/src/store/sqlite-store.ts'
-import { runStoreTests } from '../../packages/sync/src/testing/store-suite.ts'
+import { isChorusError, MemoryStore, type Store } from '@chorus/sync'
+import { SQLITE_SCHEMA_VERSION, SqliteStore } from '@chorus/sync/sqlite'
+import { runStoreTests } from '@chorus/sync/testing/suites'
 
 runStoreTests('MemoryStore', () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() }))
 

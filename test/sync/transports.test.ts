@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import * as encoding from 'lib0/encoding'
-import { MemoryNetwork, runTransportTests } from '@chorus/sync/testing'
-import { Replicator } from '../../packages/sync/src/replicator.ts'
-import { StreamTransport } from '../../packages/sync/src/transports/stream-transport.ts'
-import type { PeerId, TransportListener } from '../../packages/sync/src/transport.ts'
+import { MemoryNetwork } from '@chorus/sync/testing'
+import { runTransportTests } from '@chorus/sync/testing/suites'
+import { Replicator, type PeerId, type TransportListener } from '@chorus/sync'
+import { StreamTransport } from '@chorus/sync/stream'
 
 runTransportTests('MemoryNetwork, delivered by hand in random order', () => {
   const net = new MemoryNetwork({ seed: 1 })

@@ -41,7 +41,21 @@ export { resolveGrant } from './claims.ts'
 export { activityReport, HUB_KIND_NAMES } from './report.ts'
 export { CollaborationHub, type HubParticipant, type HubParticipantType, type HubStatus } from './hub/collaboration-hub.ts'
 export { connectSpace, type SpaceConnection } from './space-sync.ts'
-export { Replicator, type ReplicatorOptions, type ReplicatorStats } from './replicator.ts'
+export {
+  Replicator,
+  PeerOrigin,
+  encodeSyncStep1,
+  encodeSyncStep2,
+  encodeSyncUpdate,
+  encodeAwarenessMessage,
+  encodeQueryAwareness,
+  messageSync,
+  messageAwareness,
+  messageAuth,
+  messageQueryAwareness,
+  type ReplicatorOptions,
+  type ReplicatorStats,
+} from './replicator.ts'
 export { MemoryStore } from './store/memory-store.ts'
 export { persist, DEFAULT_COMPACT_EVERY, type Persistence, type PersistOptions, type PersistenceStats } from './persistence.ts'
 export { persistSpace, type SpacePersistence } from './space-store.ts'

@@ -6,10 +6,8 @@
  * const net = new MemoryNetwork({ seed: 1 })
  * const a = net.transport('a')
  * ```
+ *
+ * The shared acceptance suites (which need vitest) are at `@chorus/sync/testing/suites`.
  */
 export { MemoryNetwork, MemoryTransport } from './memory-network.ts'
 export type { MemoryNetworkOptions } from './memory-network.ts'
-export { runTransportTests } from './transport-suite.ts'
-export type { TransportTestSetup } from './transport-suite.ts'
-export { runStoreTests } from './store-suite.ts'
-export type { StoreHarness } from './store-suite.ts'
