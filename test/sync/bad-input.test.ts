@@ -61,6 +61,7 @@ describe('bad input', () => {
     await refuses(s, 'not_found', /unknown proposal "p-nope"/, () => s.proposals.vote('p-nope', 'alice', 'for'))
     await refuses(s, 'not_found', /unknown resource "r-nope"/, () => s.resources.edit('r-nope', 'alice', 'x'))
     await refuses(s, 'not_found', /unknown resource "r-nope"/, () => s.resources.lock('r-nope', 'alice'))
+    await refuses(s, 'not_found', /cannot reply to unknown message "1-1"/, () => s.messages.send({ from: 'alice', content: 'hi', replyTo: '1-1' }))
     await refuses(s, 'not_found', /no shared state named "nothing"/, () => s.state.delete('nothing', { by: 'alice' }))
     await refuses(s, 'not_found', /no event with id/, () => s.events.history({ after: '1-1' }))
     s.destroy()

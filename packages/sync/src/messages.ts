@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { LOCAL_ORIGIN } from './core.ts'
 import { ChorusError } from './errors.ts'
-import { compareEntries, newestFirst, readEntry, type JsonLog, type LogEntry } from './log.ts'
+import { compareEntries, newestFirst, parseEntryId, readEntry, type JsonLog, type LogEntry } from './log.ts'
 import { LIMITS, RESTRICTED_CHANNELS, type Message, type Participant, type Priority, type RestrictedChannel } from './schema.ts'
 import { channelSchema, checkId, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
 
@@ -58,6 +58,9 @@ export class Messages {
     if (!mayUseChannel(sender, channel)) {
       throw new ChorusError('forbidden', `${sender.kind} participants may not use the ${channel} channel`, { channel })
     }
+    if (o.replyTo !== undefined && this.get(o.replyTo) === undefined) {
+      throw new ChorusError('not_found', `cannot reply to unknown message "${o.replyTo}"`, { message: o.replyTo })
+    }
     if (o.to !== undefined && !mayUseChannel({ kind: this.core.requireKind(o.to) }, channel)) {
       throw new ChorusError('forbidden', `${o.to} may not read the ${channel} channel`, { channel })
     }
@@ -89,8 +92,10 @@ export class Messages {
   }
 
   get(id: string): Message | undefined {
+    const key = parseEntryId(id)
+    if (key === undefined) return undefined
     for (const log of this.core.messageLogs.values()) {
-      const e = log.entries().find((x) => x.id === id)
+      const e = log.entries().find((x) => x.clock === key.clock && x.client === key.client)
       if (e !== undefined) return toMessage(e)
     }
     return undefined
