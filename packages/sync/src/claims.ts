@@ -12,15 +12,33 @@ export const resolveGrant = (
   verify: (grant: LeaseGrant) => boolean,
   now: number,
 ): RecordedGrant | undefined => {
+  // Only the newest grant can be live (L1, L2): once it is released or has run out, no older one comes back.
   let best: RecordedGrant | undefined
-  for (const [token, g] of grants) {
-    if (released.has(token)) continue
-    if (g.at + g.duration <= now) continue
+  for (const g of grants.values()) {
     if (best !== undefined && g.token <= best.token) continue
     if (!verify(g)) continue
     best = g
   }
-  return best
+  if (best === undefined || released.has(String(best.token)) || best.at + best.duration <= now) return undefined
+  return { ...best }
+}
+
+/**
+ * Whether a write at `at` under `token` was made while that grant was live (L9): the grant is recorded and
+ * verifies, is held by `by`, had not run out, and had not been released before the write.
+ */
+export const writtenUnderGrant = (
+  grants: Y.Map<RecordedGrant>,
+  released: Y.Map<unknown>,
+  token: number,
+  by: string,
+  at: number,
+  verify: (grant: LeaseGrant) => boolean,
+): boolean => {
+  const g = validGrant(grants, token, verify)
+  if (g === undefined || g.holder !== by || at >= g.at + g.duration) return false
+  const releasedAt = released.get(String(token))
+  return typeof releasedAt !== 'number' || at <= releasedAt
 }
 
 /** The grant with `token`, if it is recorded and verifies (used to judge fenced writes, L9). */

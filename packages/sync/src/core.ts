@@ -5,6 +5,7 @@ import type { ActivityRecord } from './events.ts'
 import { createGrantVerifier } from './grants.ts'
 import type { LeaseClient } from './lease-client.ts'
 import { compareEntries, JsonLog, readEntry, type LogEntry } from './log.ts'
+import { copyJson } from './json.ts'
 import { ROOT, RESTRICTED_CHANNELS, type LeaseGrant, type Participant, type RestrictedChannel } from './schema.ts'
 
 /** Marks transactions made through this replica's API (as opposed to remote or stored updates). */
@@ -29,7 +30,8 @@ export class SpaceCore {
   readonly tasks: Y.Map<Y.Map<unknown>>
   readonly proposals: Y.Map<Y.Map<unknown>>
   readonly resources: Y.Map<Y.Map<unknown>>
-  readonly cursors: Y.Map<Y.Map<number>>
+  /** Read cursors: `<participant>\u0000<writer>\u0000<replica>` → highest acknowledged clock of that writer. */
+  readonly cursors: Y.Map<number>
   private readonly customVerify: ((grant: LeaseGrant) => boolean) | undefined
   private verifier: { key: string; verify: (grant: LeaseGrant) => boolean } | undefined
   private byRef: Map<string, LogEntry[]> | undefined
@@ -148,7 +150,14 @@ export class SpaceCore {
       throw new ChorusError('lease_unavailable', 'this replica has no lease arbiter (connect to a relay or pass `leases`)')
     }
     const key = await this.leases.publicKey()
-    if (this.meta.get('relayKey') !== key) this.transact(() => this.meta.set('relayKey', key))
+    const known = this.meta.get('relayKey')
+    if (known === undefined) this.transact(() => this.meta.set('relayKey', key))
+    else if (known !== key) {
+      // Replacing the key would void every grant already recorded, silently undoing claims and locked edits.
+      throw new ChorusError('lease_unavailable', 'this space\'s leases are granted by another arbiter (its key is in meta.relayKey); use that arbiter', {
+        relayKey: known,
+      })
+    }
     return this.leases
   }
 }
@@ -158,13 +167,13 @@ export const readParticipant = (id: string, m: Y.Map<unknown>): Participant => {
     id,
     name: m.get('name') as string,
     kind: m.get('kind') as Participant['kind'],
-    capabilities: (m.get('capabilities') as string[] | undefined) ?? [],
-    metadata: (m.get('metadata') as Participant['metadata'] | undefined) ?? {},
+    capabilities: [...((m.get('capabilities') as string[] | undefined) ?? [])],
+    metadata: copyJson((m.get('metadata') as Participant['metadata'] | undefined) ?? {}),
     joinedAt: m.get('joinedAt') as number,
     lastSeen: m.get('lastSeen') as number,
   }
   const channels = m.get('channels')
-  if (Array.isArray(channels)) p.channels = channels as string[]
+  if (Array.isArray(channels)) p.channels = [...(channels as string[])]
   const left = m.get('leftAt')
   if (typeof left === 'number') p.leftAt = left
   return p

@@ -1,12 +1,12 @@
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import type { ChorusEvent } from './events.ts'
 import { entryId } from './log.ts'
 import type { Resource, Vote } from './schema.ts'
-import type { StateEntry } from './state.ts'
+import { FIELD_SEP, type StateEntry } from './state.ts'
 
 /**
  * Events read straight from the records that hold them, rather than from the activity log: state updates and
- * votes (one per key or voter: a newer write replaces the older, in the document and in the history) and
+ * votes (one per key, field or voter: a newer write replaces the older, in the document and in the history) and
  * conflicts (from resource revisions). Ids are the Yjs ids of the map entries, like log entry ids.
  */
 const itemId = <T>(map: Y.Map<T>, key: string): string => {
@@ -16,23 +16,19 @@ const itemId = <T>(map: Y.Map<T>, key: string): string => {
 
 const byOrder = (a: ChorusEvent, b: ChorusEvent): number => a.at - b.at || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
-/** The state_update events of one key: its entry, or one per field of a merged key (only `only` if given). */
-export const stateEvent = (state: Y.Map<unknown>, key: string, only?: ReadonlySet<string>): ChorusEvent[] => {
-  const v = state.get(key)
-  if (v === undefined) return []
-  if (v instanceof Y.Map) {
-    const fields = v as Y.Map<StateEntry>
-    return [...(only ?? fields.keys())].filter((f) => fields.has(f)).map((f) => {
-      const e = fields.get(f) as StateEntry
-      return { id: itemId(fields, f), type: 'state_update', at: e.at, participant: e.by, ref: key, data: { key, mode: 'merge', value: { [f]: e.v ?? null } } }
-    })
-  }
-  const e = v as StateEntry
-  const data: ChorusEvent<'state_update'>['data'] = e.deleted === true ? { key, mode: 'delete' } : { key, mode: 'replace', value: e.v ?? null }
-  return [{ id: itemId(state, key), type: 'state_update', at: e.at, participant: e.by, ref: key, data }]
+/** The state_update event of one entry of the state map: a whole key, or one merged field (`<key>\u0000<field>`). */
+export const stateEvent = (state: Y.Map<unknown>, mapKey: string): ChorusEvent | undefined => {
+  const e = state.get(mapKey) as StateEntry | undefined
+  if (e === undefined) return undefined
+  const sep = mapKey.indexOf(FIELD_SEP)
+  const key = sep < 0 ? mapKey : mapKey.slice(0, sep)
+  const data: ChorusEvent<'state_update'>['data'] =
+    sep >= 0 ? { key, mode: 'merge', value: { [mapKey.slice(sep + 1)]: e.v ?? null } } : e.deleted === true ? { key, mode: 'delete' } : { key, mode: 'replace', value: e.v ?? null }
+  return { id: itemId(state, mapKey), type: 'state_update', at: e.at, participant: e.by, ref: key, data }
 }
 
-export const stateEvents = (state: Y.Map<unknown>): ChorusEvent[] => [...state.keys()].flatMap((k) => stateEvent(state, k)).sort(byOrder)
+export const stateEvents = (state: Y.Map<unknown>): ChorusEvent[] =>
+  [...state.keys()].flatMap((k) => stateEvent(state, k) ?? []).sort(byOrder)
 
 export const voteEvent = (votes: Y.Map<{ vote: Vote; at: number }>, proposal: string, voter: string): ChorusEvent | undefined => {
   const v = votes.get(voter)

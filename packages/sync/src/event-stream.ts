@@ -37,6 +37,7 @@ export class EventStream {
   /** Events derived during the current transaction, emitted together in agreed order when it ends. */
   private pending: ChorusEvent[] = []
   private watching = false
+  private readonly announced = new Map<string, string>()
 
   constructor(core: SpaceCore, resources: () => Resource[], leases?: LeaseClient) {
     this.core = core
@@ -44,7 +45,7 @@ export class EventStream {
     if (leases !== undefined) {
       this.unsubscribe.push(
         leases.onLost((grant, reason) =>
-          this.emit({
+          grant.space === core.id && this.emit({
             id: `lease_lost:${grant.key}:${grant.token}`,
             type: 'lease_lost',
             at: core.now(),
@@ -84,18 +85,16 @@ export class EventStream {
     }
     core.resources.observeDeep(onResources)
     this.unsubscribe.push(() => core.resources.unobserveDeep(onResources))
-    const onState = (events: Array<Y.YEvent<Y.Map<unknown>>>, txn: Y.Transaction): void => {
+    const onState = (event: Y.YMapEvent<unknown>, txn: Y.Transaction): void => {
       const fresh: ChorusEvent[] = []
-      for (const e of events) {
-        const key = e.path[0]
-        // A key written whole (or a merge map created in this transaction), or some fields of an existing merge map.
-        if (e.target === core.state) for (const k of (e as Y.YMapEvent<unknown>).keysChanged as Set<string>) fresh.push(...stateEvent(core.state, k))
-        else if (typeof key === 'string') fresh.push(...stateEvent(core.state, key, (e as Y.YMapEvent<unknown>).keysChanged as Set<string>))
+      for (const k of event.keysChanged as Set<string>) {
+        const e = stateEvent(core.state, k)
+        if (e !== undefined && this.isNew(k, e)) fresh.push(e)
       }
       this.live(txn, fresh)
     }
-    core.state.observeDeep(onState)
-    this.unsubscribe.push(() => core.state.unobserveDeep(onState))
+    core.state.observe(onState)
+    this.unsubscribe.push(() => core.state.unobserve(onState))
     const onProposals = (events: Array<Y.YEvent<Y.Map<unknown>>>, txn: Y.Transaction): void => {
       const fresh: ChorusEvent[] = []
       for (const e of events) {
@@ -103,7 +102,7 @@ export class EventStream {
         if (field !== 'votes' || typeof proposal !== 'string') continue
         for (const voter of (e as Y.YMapEvent<unknown>).keysChanged as Set<string>) {
           const ev = voteEvent(e.target as Y.Map<{ vote: Vote; at: number }>, proposal, voter)
-          if (ev !== undefined) fresh.push(ev)
+          if (ev !== undefined && this.isNew(`${proposal}\u0000${voter}`, ev)) fresh.push(ev)
         }
       }
       this.live(txn, fresh)
@@ -124,7 +123,7 @@ export class EventStream {
     const wants = (t: EventType): boolean => types === undefined || types.has(t)
     const out: ChorusEvent[] = []
     const limit = query.limit ?? Infinity
-    let foundAfter = query.after === undefined
+    const after = typeof query.after === 'string' ? this.positionOf(query.after) : query.after
     type Kind = 'message' | 'activity' | 'derived'
     const sources: Array<readonly { at: number; id: string }[]> = []
     const kinds: Kind[] = []
@@ -138,21 +137,25 @@ export class EventStream {
     if (wants('state_update')) add(stateEvents(this.core.state), 'derived')
     if (wants('vote')) add(voteEvents(this.core.proposals), 'derived')
     for (const [item, source] of newestFirst(sources)) {
-      if (query.after !== undefined && item.id === query.after) {
-        foundAfter = true
-        break
-      }
+      if (after !== undefined && compareEntries(item, after) <= 0) break
       if (query.since !== undefined && item.at < query.since) break
       const kind = kinds[source]
       const ev = kind === 'message' ? messageEvent(item as LogEntry) : kind === 'activity' ? activityEvent(item as LogEntry) : (item as ChorusEvent)
       if (!wants(ev.type)) continue
       if (query.participant !== undefined && ev.participant !== query.participant) continue
       out.push(ev)
-      if (out.length >= limit && query.after === undefined) break
+      if (out.length >= limit && after === undefined) break
     }
-    if (!foundAfter) throw new ChorusError('not_found', `no event with id "${query.after}" to replay from`)
     out.reverse()
+    if (after !== undefined) return out.length > limit ? out.slice(0, limit) : out
     return out.length > limit ? out.slice(out.length - limit) : out
+  }
+
+  /** Where an event id stands in the agreed order. */
+  private positionOf(id: string): { at: number; id: string } {
+    const event = this.history().find((e) => e.id === id)
+    if (event === undefined) throw new ChorusError('not_found', `no event with id "${id}" to replay from; pass the event itself (its at and id) instead`)
+    return { at: event.at, id: event.id }
   }
 
   /** Feeds past events matching `query` to `handler` in order, e.g. to rebuild a view from a point. */
@@ -172,6 +175,16 @@ export class EventStream {
   destroy(): void {
     for (const u of this.unsubscribe) u()
     this.handlers.clear()
+  }
+
+  /**
+   * A map key reports a change also when a concurrent write to it lost; the entry (and so the event) is then
+   * the one already announced. Remember what was announced per key to say each only once.
+   */
+  private isNew(key: string, event: ChorusEvent): boolean {
+    if (this.announced.get(key) === event.id) return false
+    this.announced.set(key, event.id)
+    return true
   }
 
   private live(txn: Y.Transaction, events: ChorusEvent[]): void {

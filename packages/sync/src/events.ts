@@ -68,8 +68,12 @@ export interface HistoryQuery {
   participant?: string
   /** Only events at or after this time (ms) */
   since?: number
-  /** Only events after this event id (as returned earlier): replay from a point. */
-  after?: string
-  /** The newest `limit` events (still returned oldest first). */
+  /**
+   * Replay from a point: only events after this one in the agreed order, given as an event (or its `{ at, id }`)
+   * or an event id that is still in the history. With `limit`, the oldest `limit` events after the point.
+   * An event that arrives later from a replica that was offline may sort before the point; live handlers see it.
+   */
+  after?: string | { at: number; id: string }
+  /** The newest `limit` events (still returned oldest first); with `after`, the oldest after the point. */
   limit?: number
 }

@@ -1,6 +1,13 @@
 import { ChorusError } from './errors.ts'
 
 /**
+ * A deep copy of a JSON value. Yjs keeps the very object it is given and views return what Yjs holds, so
+ * values are copied on the way in and out: a caller mutating its object later cannot change one replica's
+ * document behind the CRDT's back (which would make replicas differ for good).
+ */
+export const copyJson = <T>(value: T): T => (value === null || typeof value !== 'object' ? value : structuredClone(value))
+
+/**
  * Throws `invalid_input` unless `value` is plain JSON (finite numbers, no undefined, functions, class
  * instances or cycles). Hand-written because it runs on every write and a schema library walks slower.
  */

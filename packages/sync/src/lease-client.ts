@@ -1,4 +1,16 @@
+import { ChorusError } from './errors.ts'
 import type { LeaseGrant } from './schema.ts'
+
+export const MAX_LEASE_MS = 10 * 60 * 1000
+export const MIN_LEASE_MS = 100
+
+/** Checks a lease duration (ms); callers check before asking the arbiter, so a bad one changes nothing. */
+export const checkLeaseDuration = (ms: number, what = 'lease duration'): number => {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < MIN_LEASE_MS || ms > MAX_LEASE_MS) {
+    throw new ChorusError('invalid_input', `${what} must be between ${MIN_LEASE_MS} and ${MAX_LEASE_MS} ms, got ${String(ms)}`)
+  }
+  return Math.round(ms)
+}
 
 /**
  * How a replica asks an arbiter for leases (DESIGN.md, L1–L10). The relay implements it over WebSocket/REST and

@@ -78,7 +78,8 @@ export class JsonLog {
   append(at: number, record: object): string {
     const doc = this.doc()
     const clock = Y.getState(doc.store, doc.clientID)
-    this.text.insert(this.text.length, `${at}\t${JSON.stringify(record)}\n`)
+    // Whole milliseconds: the index reads the timestamp back digit by digit.
+    this.text.insert(this.text.length, `${Math.trunc(at)}\t${JSON.stringify(record)}\n`)
     if (this.index !== undefined || this.listeners.size > 0) this.written.set(clock, record)
     return entryId(doc.clientID, clock)
   }

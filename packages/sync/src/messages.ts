@@ -1,4 +1,4 @@
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { LOCAL_ORIGIN } from './core.ts'
@@ -30,6 +30,9 @@ const sendSchema = z.object({
 
 /** The stored shape of a message; the id is not stored, it is the log entry's id. */
 type StoredMessage = Omit<Message, 'id' | 'at'>
+
+/** Separates the parts of a cursor entry's key: `<participant>\u0000<writer>\u0000<replica>`. */
+const SEP = '\u0000'
 
 const isRestricted = (channel: string): channel is RestrictedChannel => channel in RESTRICTED_CHANNELS
 
@@ -115,7 +118,7 @@ export class Messages {
     const cursor = options.unread === false ? undefined : this.cursor(participant)
     const out: Message[] = []
     for (const e of this.merged(this.readableLogs(p))) {
-      if (cursor !== undefined && (cursor.get(String(e.client)) ?? -1) >= e.clock) continue
+      if (cursor !== undefined && (cursor.get(e.client) ?? -1) >= e.clock) continue
       const m = toMessage(e)
       if (this.isFor(p, m)) out.push(m)
       if (options.limit !== undefined && out.length >= options.limit) break
@@ -125,44 +128,62 @@ export class Messages {
 
   /**
    * Acknowledges messages so `inbox` no longer returns them, across restarts (the cursor is in the document).
-   * Without `messages`, acknowledges everything currently unread. The cursor advances per writer only over an
-   * unbroken run of acknowledged messages, so a message that was never returned is never skipped.
+   * Without `messages`, acknowledges everything currently unread. Per writer, the cursor advances in that
+   * writer's own order (its Yjs clock) only over an unbroken run of acknowledged messages, so a message that was
+   * never acknowledged is never skipped, even when the writer's wall clock stepped back.
    */
   ack(participant: string, messages?: ReadonlyArray<Pick<Message, 'id'>>): number {
     const unread = this.inbox(participant)
     const wanted = messages === undefined ? undefined : new Set(messages.map((m) => m.id))
-    const advance = new Map<number, number>()
-    const blocked = new Set<number>()
+    const byWriter = new Map<number, Array<{ clock: number; id: string }>>()
     for (const m of unread) {
-      const [client, clock] = m.id.split('-').map(Number) as [number, number]
-      if (blocked.has(client)) continue
-      if (wanted !== undefined && !wanted.has(m.id)) {
-        blocked.add(client)
-        continue
+      const key = parseEntryId(m.id) as { client: number; clock: number }
+      let list = byWriter.get(key.client)
+      if (list === undefined) byWriter.set(key.client, (list = []))
+      list.push({ clock: key.clock, id: m.id })
+    }
+    const advance = new Map<number, number>()
+    let count = 0
+    for (const [client, list] of byWriter) {
+      list.sort((x, y) => x.clock - y.clock)
+      for (const m of list) {
+        if (wanted !== undefined && !wanted.has(m.id)) break
+        advance.set(client, m.clock)
+        count++
       }
-      advance.set(client, Math.max(advance.get(client) ?? -1, clock))
     }
     if (advance.size === 0) return 0
-    let count = 0
-    for (const m of unread) {
-      const [client, clock] = m.id.split('-').map(Number) as [number, number]
-      if ((advance.get(client) ?? -1) >= clock) count++
-    }
+    const cursors = this.core.cursors
+    const replica = String(this.core.doc.clientID)
     this.core.transact(() => {
-      let cursor = this.core.cursors.get(participant)
-      if (cursor === undefined) {
-        cursor = new Y.Map<number>()
-        this.core.cursors.set(participant, cursor)
-      }
       for (const [client, clock] of advance) {
-        if ((cursor.get(String(client)) ?? -1) < clock) cursor.set(String(client), clock)
+        // One entry per (participant, writer, replica): concurrent acks on two replicas of one participant
+        // each write their own entry, and the cursor is the highest. Entries this one dominates are dropped.
+        const prefix = `${participant}${SEP}${client}${SEP}`
+        let top = clock
+        const dominated: string[] = []
+        for (const [k, v] of cursors) {
+          if (!k.startsWith(prefix)) continue
+          top = Math.max(top, v)
+          if (k !== prefix + replica) dominated.push(k)
+        }
+        cursors.set(prefix + replica, top)
+        for (const k of dominated) cursors.delete(k)
       }
     })
     return count
   }
 
-  private cursor(participant: string): Y.Map<number> | undefined {
-    return this.core.cursors.get(participant)
+  /** Per writer (Yjs client), the highest clock `participant` acknowledged. */
+  private cursor(participant: string): Map<number, number> {
+    const prefix = `${participant}${SEP}`
+    const out = new Map<number, number>()
+    for (const [k, v] of this.core.cursors) {
+      if (!k.startsWith(prefix)) continue
+      const client = Number(k.slice(prefix.length, k.indexOf(SEP, prefix.length)))
+      out.set(client, Math.max(out.get(client) ?? -1, v))
+    }
+    return out
   }
 
   private isFor(p: Participant, m: Message): boolean {

@@ -56,6 +56,7 @@ export class Participants {
       }
       m.set('name', o.name)
       m.set('kind', o.kind)
+      // zod's parse already returned fresh copies of these, so the caller's objects are not stored.
       m.set('capabilities', o.capabilities ?? [])
       m.set('metadata', o.metadata ?? {})
       if (o.channels !== undefined) m.set('channels', o.channels)

@@ -125,9 +125,13 @@ export class Proposals {
     const votes: Record<string, Vote> = {}
     const tally: Tally = { for: 0, against: 0, abstain: 0, ratio: 0 }
     const stored = m.get('votes') as Y.Map<StoredVote>
+    const deadline = m.get('deadline')
+    const closedAt = m.get('closedAt')
     for (const voter of [...stored.keys()].sort()) {
-      const v = (stored.get(voter) as StoredVote).vote
+      const { vote: v, at } = stored.get(voter) as StoredVote
       if (!VOTES.includes(v)) continue
+      // A vote that arrives after the proposal closed (a late or skewed replica) does not change the outcome.
+      if ((typeof deadline === 'number' && at >= deadline) || (typeof closedAt === 'number' && at > closedAt)) continue
       votes[voter] = v
       tally[v]++
     }
@@ -144,9 +148,7 @@ export class Proposals {
       tally,
       status: 'open',
     }
-    const deadline = m.get('deadline')
     if (typeof deadline === 'number') p.deadline = deadline
-    const closedAt = m.get('closedAt')
     if (typeof closedAt === 'number') p.closedAt = closedAt
     p.status = statusOf(p, this.isClosed(p))
     return p

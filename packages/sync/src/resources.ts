@@ -1,9 +1,10 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { resolveGrant, validGrant } from './claims.ts'
+import { resolveGrant, writtenUnderGrant } from './claims.ts'
+import { checkLeaseDuration } from './lease-client.ts'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
-import { assertJson } from './json.ts'
+import { assertJson, copyJson } from './json.ts'
 import { LIMITS, type Json, type LeaseGrant, type RecordedGrant, type Resource, type ResourceConflict, type ResourceKind, type Revision } from './schema.ts'
 import { checkId, checkJsonSize, idSchema, nameSchema, parse } from './validate.ts'
 
@@ -53,7 +54,7 @@ export class Resources {
       m.set('kind', typeof data === 'string' ? 'text' : 'json')
       m.set('createdAt', now)
       const revisions = new Y.Array<Revision>()
-      revisions.push([{ id: `${id}.0`, base: 0, data, by: o.owner, at: now }])
+      revisions.push([{ id: `${id}.0`, base: 0, data: copyJson(data), by: o.owner, at: now }])
       m.set('revisions', revisions)
       m.set('locks', new Y.Map())
       m.set('released', new Y.Map())
@@ -103,7 +104,7 @@ export class Resources {
     }
     const now = this.core.now()
     this.core.transact(() => {
-      const rev: Revision = { id: this.core.newId(id), base: r.version, data, by, at: now }
+      const rev: Revision = { id: this.core.newId(id), base: r.version, data: copyJson(data), by, at: now }
       if (r.lock !== undefined) rev.token = r.lock.token
       ;((this.core.resources.get(id) as Y.Map<unknown>).get('revisions') as Y.Array<Revision>).push([rev])
       this.core.record({ type: 'edit', by, ref: id, data: { version: r.version + 1 } }, now)
@@ -121,20 +122,20 @@ export class Resources {
     if (r.lock !== undefined && r.lock.holder !== by) {
       throw new ChorusError('locked', `resource ${r.name} is locked by ${r.lock.holder}`, { resource: id, holder: r.lock.holder })
     }
+    const duration = checkLeaseDuration(options.timeout ?? DEFAULT_LOCK_MS, 'lock timeout')
     const leases = await this.core.leaseClient()
-    const duration = options.timeout ?? DEFAULT_LOCK_MS
+    const sentAt = this.core.now()
     const grant = await leases.acquire({ space: this.core.id, key: `resource:${id}`, holder: by, duration })
-    this.recordLock(id, grant)
+    this.recordLock(id, grant, sentAt)
     this.scheduleUnlock(id, grant)
     return this.require(id)
   }
 
   /** Records a lock grant for `resource:<id>` (from this replica, or written by the relay). */
-  recordLock(id: string, grant: LeaseGrant): void {
+  recordLock(id: string, grant: LeaseGrant, at = this.core.now()): void {
     this.require(id)
     if (grant.key !== `resource:${id}`) throw new ChorusError('invalid_input', `grant is for ${grant.key}, not resource:${id}`)
     if (!this.core.verifyGrant(grant)) throw new ChorusError('invalid_input', 'grant signature does not verify against the relay key')
-    const at = this.core.now()
     this.core.transact(() => {
       const locks = (this.core.resources.get(id) as Y.Map<unknown>).get('locks') as Y.Map<RecordedGrant>
       const isNew = !locks.has(String(grant.token))
@@ -188,11 +189,13 @@ export class Resources {
   private read(id: string, m: Y.Map<unknown>): Resource {
     const locks = m.get('locks') as Y.Map<RecordedGrant>
     const verify = (g: LeaseGrant): boolean => this.core.verifyGrant(g)
-    const lock = resolveGrant(locks, m.get('released') as Y.Map<unknown>, verify, this.core.now())
+    const released = m.get('released') as Y.Map<unknown>
+    const lock = resolveGrant(locks, released, verify, this.core.now())
     // Fenced revisions (L9) count only when their token is a verified grant held by the editor.
     const revisions = (m.get('revisions') as Y.Array<Revision>)
       .toArray()
-      .filter((rev) => rev.token === undefined || validGrant(locks, rev.token, verify)?.holder === rev.by)
+      .map((rev) => ({ ...rev, data: copyJson(rev.data) }))
+      .filter((rev) => rev.token === undefined || writtenUnderGrant(locks, released, rev.token, rev.by, rev.at, verify))
     const byBase = new Map<number, Revision[]>()
     for (const rev of revisions) {
       const list = byBase.get(rev.base)

@@ -147,7 +147,7 @@ export class Space {
 
   snapshot(): SpaceSnapshot {
     const meta: Record<string, Json> = {}
-    for (const [k, v] of this.core.meta) meta[k] = v as Json
+    for (const k of [...this.core.meta.keys()].sort()) meta[k] = this.core.meta.get(k) as Json
     return {
       meta,
       participants: this.participants.list(),

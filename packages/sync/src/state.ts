@@ -1,7 +1,7 @@
-import * as Y from 'yjs'
+import type * as Y from 'yjs'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
-import { assertJson } from './json.ts'
+import { assertJson, copyJson } from './json.ts'
 import { LIMITS, type Json } from './schema.ts'
 import { checkSize } from './validate.ts'
 
@@ -20,9 +20,14 @@ export interface StateEntry {
   deleted?: true
 }
 
+/** Separates a key from a field in the flat keys of merged fields: `<key>\u0000<field>`. */
+export const FIELD_SEP = '\u0000'
+
 /**
- * Shared key/value state. `replace` overwrites a key (last writer wins); `merge` writes an object's fields into a
- * nested map, so concurrent merges of different fields both survive.
+ * Shared key/value state. `replace` overwrites a key (last writer wins); `merge` writes each field of an object
+ * as its own entry (`<key>\u0000<field>` in the same map), so concurrent merges of different fields all survive.
+ * Flat entries rather than a nested map per key: two replicas creating that nested map at once would each make
+ * their own, and one whole map (with its fields) would lose.
  */
 export class SharedState {
   private readonly core: SpaceCore
@@ -42,51 +47,55 @@ export class SharedState {
       throw new ChorusError('invalid_input', `merge mode needs an object value for "${k}"`)
     }
     const at = this.core.now()
+    const state = this.core.state as Y.Map<StateEntry>
     this.core.transact(() => {
       if (mode === 'merge') {
-        let m = this.core.state.get(k)
-        if (!(m instanceof Y.Map)) {
-          m = new Y.Map<unknown>()
-          this.core.state.set(k, m)
-        }
-        for (const [f, v] of Object.entries(value as Record<string, Json>)) (m as Y.Map<StateEntry>).set(f, { v, by: options.by, at })
+        for (const [f, v] of Object.entries(value as Record<string, Json>)) state.set(`${k}${FIELD_SEP}${f}`, { v: copyJson(v), by: options.by, at })
       } else {
-        this.core.state.set(k, { v: value, by: options.by, at } satisfies StateEntry)
+        this.dropFields(k)
+        state.set(k, { v: copyJson(value), by: options.by, at })
       }
     })
   }
 
   get(key: string): Json | undefined {
-    const v = this.core.state.get(key)
-    if (v instanceof Y.Map) {
-      // Sorted fields: a Y.Map iterates in local insertion order, which differs between replicas.
-      const out: Record<string, Json> = {}
-      for (const f of [...v.keys()].sort()) out[f] = (v.get(f) as StateEntry).v ?? null
-      return out
-    }
-    const e = v as StateEntry | undefined
-    return e === undefined || e.deleted === true ? undefined : (e.v ?? null)
+    return this.read(key, this.fields(key))
   }
 
-  /** Who last wrote a key, and when. */
+  /** Who last wrote a key (or one of its fields), and when. */
   author(key: string): { by: string; at: number } | undefined {
-    const v = this.core.state.get(key)
-    if (v instanceof Y.Map) {
-      let last: StateEntry | undefined
-      for (const e of (v as Y.Map<StateEntry>).values()) if (last === undefined || e.at > last.at || (e.at === last.at && e.by > last.by)) last = e
-      return last === undefined ? undefined : { by: last.by, at: last.at }
+    let last: StateEntry | undefined
+    for (const e of [this.entry(key), ...this.fields(key).values()]) {
+      if (e !== undefined && (last === undefined || e.at > last.at || (e.at === last.at && e.by > last.by))) last = e
     }
-    const e = v as StateEntry | undefined
-    return e === undefined ? undefined : { by: e.by, at: e.at }
+    return last === undefined ? undefined : { by: last.by, at: last.at }
   }
 
   keys(): string[] {
-    return [...this.core.state.keys()].filter((k) => this.get(k) !== undefined).sort()
+    return Object.keys(this.all())
   }
 
   all(): Record<string, Json> {
+    // One pass: group merged fields under their key.
+    const fields = new Map<string, Map<string, StateEntry>>()
+    const keys = new Set<string>()
+    for (const [k, e] of this.core.state as Y.Map<StateEntry>) {
+      const sep = k.indexOf(FIELD_SEP)
+      if (sep < 0) {
+        keys.add(k)
+        continue
+      }
+      const key = k.slice(0, sep)
+      keys.add(key)
+      let f = fields.get(key)
+      if (f === undefined) fields.set(key, (f = new Map<string, StateEntry>()))
+      f.set(k.slice(sep + 1), e)
+    }
     const out: Record<string, Json> = {}
-    for (const key of this.keys()) out[key] = this.get(key) as Json
+    for (const key of [...keys].sort()) {
+      const v = this.read(key, fields.get(key) ?? new Map<string, StateEntry>())
+      if (v !== undefined) out[key] = v
+    }
     return out
   }
 
@@ -94,13 +103,43 @@ export class SharedState {
     const k = this.checkKey(key)
     this.core.requireKind(options.by)
     if (this.get(k) === undefined) throw new ChorusError('not_found', `no shared state named "${k}"`, { key: k })
-    this.core.transact(() => this.core.state.set(k, { by: options.by, at: this.core.now(), deleted: true } satisfies StateEntry))
+    this.core.transact(() => {
+      this.dropFields(k)
+      ;(this.core.state as Y.Map<StateEntry>).set(k, { by: options.by, at: this.core.now(), deleted: true })
+    })
+  }
+
+  /** The value of a key: its whole value, with merged fields laid over it when it is an object. */
+  private read(key: string, fields: Map<string, StateEntry>): Json | undefined {
+    const base = this.entry(key)
+    const value = base === undefined || base.deleted === true ? undefined : (base.v ?? null)
+    if (fields.size === 0) return copyJson(value)
+    const out: Record<string, Json> = value !== null && typeof value === 'object' && !Array.isArray(value) ? copyJson(value) : {}
+    // Sorted fields: map iteration follows local insertion order, which differs between replicas.
+    for (const f of [...fields.keys()].sort()) out[f] = copyJson((fields.get(f) as StateEntry).v ?? null)
+    return out
+  }
+
+  private entry(key: string): StateEntry | undefined {
+    return (this.core.state as Y.Map<StateEntry>).get(key)
+  }
+
+  private fields(key: string): Map<string, StateEntry> {
+    const prefix = `${key}${FIELD_SEP}`
+    const out = new Map<string, StateEntry>()
+    for (const [k, e] of this.core.state as Y.Map<StateEntry>) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), e)
+    return out
+  }
+
+  /** Replacing or deleting a key drops the merged fields this replica knows of. */
+  private dropFields(key: string): void {
+    for (const f of this.fields(key).keys()) this.core.state.delete(`${key}${FIELD_SEP}${f}`)
   }
 
   private checkKey(key: string): string {
-    if (typeof key !== 'string' || key.trim().length === 0) throw new ChorusError('invalid_input', 'invalid state key: key must be a non-empty string')
-    const k = key.trim()
-    if (k.length > LIMITS.stateKeyLength) throw new ChorusError('invalid_input', `invalid state key: key must be at most ${LIMITS.stateKeyLength} characters`)
-    return k
+    if (typeof key !== 'string' || key.length === 0) throw new ChorusError('invalid_input', 'invalid state key: key must be a non-empty string')
+    if (key.length > LIMITS.stateKeyLength) throw new ChorusError('invalid_input', `invalid state key: key must be at most ${LIMITS.stateKeyLength} characters`)
+    if (key.trim() !== key || key.includes(FIELD_SEP)) throw new ChorusError('invalid_input', 'invalid state key: key must not start or end with whitespace or contain NUL')
+    return key
   }
 }

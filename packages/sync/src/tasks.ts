@@ -1,12 +1,13 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { resolveGrant, validGrant } from './claims.ts'
+import { resolveGrant, writtenUnderGrant } from './claims.ts'
+import { checkLeaseDuration } from './lease-client.ts'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { readEntry } from './log.ts'
 import type { ActivityRecord } from './events.ts'
 import { LIMITS, TASK_STATUSES, type Json, type LeaseGrant, type Priority, type RecordedGrant, type Task, type TaskStatus, type TaskTransition } from './schema.ts'
-import { assertJson } from './json.ts'
+import { assertJson, copyJson } from './json.ts'
 import { checkId, checkJsonSize, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
 
 export interface CreateTaskOptions {
@@ -100,26 +101,31 @@ export class Tasks {
   async claim(id: string, by: string, options: { duration?: number } = {}): Promise<Task> {
     const task = this.require(id)
     this.checkClaimant(task, by)
+    const duration = checkLeaseDuration(options.duration ?? DEFAULT_CLAIM_MS, 'claim duration')
     const leases = await this.core.leaseClient()
     let grant: LeaseGrant
+    // L3: the holder counts the grant from when it asked, so delays only shorten what it believes it holds.
+    const sentAt = this.core.now()
     try {
-      grant = await leases.acquire({ space: this.core.id, key: `task:${id}`, holder: by, duration: options.duration ?? DEFAULT_CLAIM_MS })
+      grant = await leases.acquire({ space: this.core.id, key: `task:${id}`, holder: by, duration })
     } catch (e) {
       if (e instanceof ChorusError && e.code === 'locked') throw new ChorusError('conflict', `task ${id} is already claimed`, e.details)
       throw e
     }
-    this.recordClaim(id, grant)
+    this.recordClaim(id, grant, sentAt)
     return this.require(id)
   }
 
-  /** Records a grant for `task:<id>` (from this replica's claim, or written by the relay). */
-  recordClaim(id: string, grant: LeaseGrant): void {
+  /**
+   * Records a grant for `task:<id>` (from this replica's claim, or written by the relay). `at` is when the
+   * request was sent (L3); it defaults to now.
+   */
+  recordClaim(id: string, grant: LeaseGrant, at = this.core.now()): void {
     const task = this.require(id)
     if (grant.key !== `task:${id}`) throw new ChorusError('invalid_input', `grant is for ${grant.key}, not task:${id}`)
     if (!this.core.verifyGrant(grant)) throw new ChorusError('invalid_input', 'grant signature does not verify against the relay key')
     this.checkClaimant(task, grant.holder)
     const m = this.core.tasks.get(id) as Y.Map<unknown>
-    const at = this.core.now()
     this.core.transact(() => {
       const claims = m.get('claims') as Y.Map<RecordedGrant>
       const isNew = !claims.has(String(grant.token))
@@ -131,9 +137,11 @@ export class Tasks {
   /** Renews the holder's claim (same token) so it does not run out. */
   async renew(id: string, by: string, options: { duration?: number } = {}): Promise<Task> {
     const claim = this.holderClaim(id, by)
+    const duration = checkLeaseDuration(options.duration ?? claim.duration, 'claim duration')
     const leases = await this.core.leaseClient()
-    const renewed = await leases.renew(claim, options.duration ?? claim.duration)
-    this.recordClaim(id, renewed)
+    const sentAt = this.core.now()
+    const renewed = await leases.renew(claim, duration)
+    this.recordClaim(id, renewed, sentAt)
     return this.require(id)
   }
 
@@ -159,10 +167,10 @@ export class Tasks {
     const at = this.core.now()
     this.core.transact(() => {
       const c: Completion = { by, at, token: claim.token }
-      if (result !== undefined) c.result = result
+      if (result !== undefined) c.result = copyJson(result)
       ;((this.core.tasks.get(id) as Y.Map<unknown>).get('completions') as Y.Map<Completion>).set(String(claim.token), c)
       const data: Record<string, Json> = { token: claim.token }
-      if (result !== undefined) data.result = result
+      if (result !== undefined) data.result = copyJson(result)
       this.core.record({ type: 'task_completed', by, ref: id, data }, at)
     })
     if (this.core.leases !== undefined) await this.core.leases.release(claim)
@@ -194,8 +202,7 @@ export class Tasks {
     // Only a completion made under a valid claim counts; of those, the highest token's (L8).
     let done: Completion | undefined
     for (const c of completions.values()) {
-      const g = validGrant(claims, c.token, verify)
-      if (g !== undefined && g.holder === c.by && (done === undefined || c.token > done.token)) done = c
+      if ((done === undefined || c.token > done.token) && writtenUnderGrant(claims, released, c.token, c.by, c.at, verify)) done = c
     }
     const claim = done === undefined ? resolveGrant(claims, released, verify, this.core.now()) : undefined
     const status: TaskStatus = done !== undefined ? 'completed' : claim !== undefined ? 'claimed' : 'open'
@@ -214,7 +221,7 @@ export class Tasks {
     if (done !== undefined) {
       task.completedBy = done.by
       task.completedAt = done.at
-      if (done.result !== undefined) task.result = done.result
+      if (done.result !== undefined) task.result = copyJson(done.result)
     }
     return task
   }

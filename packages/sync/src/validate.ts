@@ -21,7 +21,12 @@ export const checkJsonSize = (what: string, value: unknown, limit: number): void
 const nonEmpty = (what: string, max: number) =>
   z.string({ error: `${what} must be a string` }).trim().min(1, `${what} must not be empty`).max(max, `${what} must be at most ${max} characters`)
 
-export const idSchema = nonEmpty('id', LIMITS.idLength)
+/** Ids are used as map keys and lease keys, so they are taken exactly as given: no surrounding whitespace. */
+export const idSchema = z
+  .string({ error: 'id must be a string' })
+  .min(1, 'id must not be empty')
+  .max(LIMITS.idLength, `id must be at most ${LIMITS.idLength} characters`)
+  .refine((s) => s.trim() === s, 'id must not start or end with whitespace')
 export const nameSchema = nonEmpty('name', LIMITS.nameLength)
 export const channelSchema = z
   .string({ error: 'channel must be a string' })
@@ -47,14 +52,14 @@ export const parse = <T>(schema: z.ZodType<T>, input: unknown, what: string): T 
 
 /**
  * The check `idSchema` makes, by hand: ids are validated on every write, and this keeps them off the schema
- * library's slower path. Returns the trimmed id.
+ * library's slower path.
  */
 export const checkId = (value: unknown, what: string): string => {
   if (typeof value !== 'string') throw new ChorusError('invalid_input', `invalid ${what}: id must be a string`)
-  const id = value.trim()
-  if (id.length === 0) throw new ChorusError('invalid_input', `invalid ${what}: id must not be empty`)
-  if (id.length > LIMITS.idLength) throw new ChorusError('invalid_input', `invalid ${what}: id must be at most ${LIMITS.idLength} characters`)
-  return id
+  if (value.length === 0) throw new ChorusError('invalid_input', `invalid ${what}: id must not be empty`)
+  if (value.length > LIMITS.idLength) throw new ChorusError('invalid_input', `invalid ${what}: id must be at most ${LIMITS.idLength} characters`)
+  if (value.trim() !== value) throw new ChorusError('invalid_input', `invalid ${what}: id must not start or end with whitespace`)
+  return value
 }
 
 /** Checks that `value` is one of `allowed`, with the same message the schemas give. */

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.ts'
 import { ChorusError } from '../errors.ts'
 import type { GrantSigner } from '../grants.ts'
-import type { LeaseRequest } from '../lease-client.ts'
+import { checkLeaseDuration, type LeaseRequest } from '../lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 
 /** Durable per-key token counters (L2): `next` must persist the token before returning it. */
@@ -18,9 +18,6 @@ export class MemoryTokenCounter implements TokenCounter {
     return t
   }
 }
-
-export const MAX_LEASE_MS = 10 * 60 * 1000
-export const MIN_LEASE_MS = 100
 
 interface Live {
   grant: LeaseGrant
@@ -49,7 +46,7 @@ export class LeaseArbiter {
   }
 
   acquire(req: LeaseRequest): LeaseGrant {
-    const duration = clampDuration(req.duration)
+    const duration = checkLeaseDuration(req.duration)
     const k = mapKey(req.space, req.key)
     const current = this.current(k)
     if (current !== undefined && current.grant.holder !== req.holder) {
@@ -70,7 +67,7 @@ export class LeaseArbiter {
     if (current === undefined || current.grant.holder !== grant.holder || current.grant.token !== grant.token) {
       throw new ChorusError('lease_lost', `lease on ${grant.key} with token ${grant.token} is no longer live`, { key: grant.key, token: grant.token })
     }
-    const d = clampDuration(duration)
+    const d = checkLeaseDuration(duration)
     const renewed = this.signer.sign({ space: grant.space, key: grant.key, holder: grant.holder, token: grant.token, duration: d })
     this.live.set(k, { grant: renewed, expiresAt: this.clock.now() + d })
     return renewed
@@ -114,10 +111,3 @@ export class LeaseArbiter {
 }
 
 const mapKey = (space: string, key: string): string => `${space}\u0000${key}`
-
-const clampDuration = (ms: number): number => {
-  if (!Number.isFinite(ms) || ms < MIN_LEASE_MS || ms > MAX_LEASE_MS) {
-    throw new ChorusError('invalid_input', `lease duration must be between ${MIN_LEASE_MS} and ${MAX_LEASE_MS} ms, got ${ms}`)
-  }
-  return Math.round(ms)
-}
