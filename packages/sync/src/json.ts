@@ -5,7 +5,14 @@ import { ChorusError } from './errors.ts'
  * values are copied on the way in and out: a caller mutating its object later cannot change one replica's
  * document behind the CRDT's back (which would make replicas differ for good).
  */
-export const copyJson = <T>(value: T): T => (value === null || typeof value !== 'object' ? value : structuredClone(value))
+export const copyJson = <T>(value: T): T => {
+  // Hand-written rather than structuredClone: for the small objects of state and results it is several times faster.
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(copyJson) as T
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(value)) out[k] = copyJson((value as Record<string, unknown>)[k])
+  return out as T
+}
 
 /**
  * Throws `invalid_input` unless `value` is plain JSON (finite numbers, no undefined, functions, class

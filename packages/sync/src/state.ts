@@ -31,6 +31,8 @@ export const FIELD_SEP = '\u0000'
  */
 export class SharedState {
   private readonly core: SpaceCore
+  /** key → its merged fields, so reads and replaces need not scan the whole map; built on first use. */
+  private fieldIndex: Map<string, Set<string>> | undefined
 
   constructor(core: SpaceCore) {
     this.core = core
@@ -125,10 +127,33 @@ export class SharedState {
   }
 
   private fields(key: string): Map<string, StateEntry> {
-    const prefix = `${key}${FIELD_SEP}`
     const out = new Map<string, StateEntry>()
-    for (const [k, e] of this.core.state as Y.Map<StateEntry>) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), e)
+    const state = this.core.state as Y.Map<StateEntry>
+    for (const f of this.index().get(key) ?? []) {
+      const e = state.get(`${key}${FIELD_SEP}${f}`)
+      if (e !== undefined) out.set(f, e)
+    }
     return out
+  }
+
+  private index(): Map<string, Set<string>> {
+    if (this.fieldIndex !== undefined) return this.fieldIndex
+    const index = new Map<string, Set<string>>()
+    const note = (mapKey: string): void => {
+      const sep = mapKey.indexOf(FIELD_SEP)
+      if (sep < 0) return
+      const key = mapKey.slice(0, sep)
+      let set = index.get(key)
+      if (set === undefined) index.set(key, (set = new Set()))
+      // Kept even after a delete: `fields()` skips names whose entry is gone.
+      set.add(mapKey.slice(sep + 1))
+    }
+    for (const k of this.core.state.keys()) note(k)
+    this.core.state.observe((event) => {
+      for (const k of event.keysChanged as Set<string>) note(k)
+    })
+    this.fieldIndex = index
+    return index
   }
 
   /** Replacing or deleting a key drops the merged fields this replica knows of. */
