@@ -59,3 +59,4 @@ export {
 export { MemoryStore } from './store/memory-store.ts'
 export { persist, DEFAULT_COMPACT_EVERY, type Persistence, type PersistOptions, type PersistenceStats } from './persistence.ts'
 export { persistSpace, type SpacePersistence } from './space-store.ts'
+export { WebSocketTransport, syncUrl, backoffDelay, type WebSocketTransportOptions, type WebSocketTransportState, type WebSocketConstructor, type Timers } from './transports/websocket-transport.ts'

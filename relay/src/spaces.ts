@@ -1,0 +1,291 @@
+/**
+ * The relay's loaded spaces: per name one `Y.Doc`, its `Awareness`, the connections on it and its persistence.
+ * A space loads from the store on first use and unloads after `idleMs` without anyone on it.
+ */
+import * as Y from 'yjs'
+import { Awareness, removeAwarenessStates } from 'y-protocols/awareness'
+import { ChorusError, encodeAwarenessMessage, encodeSyncUpdate, persist, type Persistence, type Store } from '@chorus/sync'
+import { silentLogger, type Logger } from './logger.ts'
+
+export const DEFAULT_IDLE_MS = 30_000
+export const MAX_SPACE_NAME_LENGTH = 128
+
+const SPACE_NAME = /^[A-Za-z0-9._#-]+$/
+
+/**
+ * Why `name` is not a valid space name, or null when it is: 1-128 characters of `A-Z a-z 0-9 . _ # -`
+ * (`#` separates a space from its restricted-channel documents, e.g. `team#ai-only`).
+ */
+export function checkSpaceName(name: string): string | null {
+  if (name.length === 0 || name.length > MAX_SPACE_NAME_LENGTH || !SPACE_NAME.test(name)) {
+    return `invalid space name: use 1-${MAX_SPACE_NAME_LENGTH} characters of A-Z a-z 0-9 . _ # -`
+  }
+  return null
+}
+
+/** One connection as a space sees it. */
+export interface SpacePeer {
+  /** Queue one y-protocols message; never throws. */
+  send(message: Uint8Array): void
+  close(code: number, reason: string): void
+}
+
+interface AwarenessChanges {
+  added: number[]
+  updated: number[]
+  removed: number[]
+}
+
+export class SpaceEntry {
+  readonly name: string
+  readonly doc: Y.Doc
+  readonly awareness: Awareness
+  readonly persistence: Persistence
+  private readonly peers = new Set<SpacePeer>()
+  /** The connection that last announced each awareness client: its states go when that connection does. */
+  private readonly owners = new Map<number, SpacePeer>()
+  private disposed = false
+
+  constructor(name: string, doc: Y.Doc, awareness: Awareness, persistence: Persistence) {
+    this.name = name
+    this.doc = doc
+    this.awareness = awareness
+    this.persistence = persistence
+    // persist() subscribed to 'update' before this handler exists, and handlers run in subscription order: each
+    // update is appended to the store (committed synchronously by SqliteStore) before it is fanned out.
+    doc.on('update', this.fanOut)
+    awareness.on('update', this.onAwareness)
+  }
+
+  get connections(): ReadonlySet<SpacePeer> {
+    return this.peers
+  }
+
+  join(peer: SpacePeer): void {
+    if (!this.disposed) this.peers.add(peer)
+  }
+
+  /** Remove `peer` and the awareness states it announced (no ghost participants). */
+  leave(peer: SpacePeer): void {
+    if (!this.peers.delete(peer)) return
+    const owned: number[] = []
+    for (const [client, owner] of this.owners) if (owner === peer) owned.push(client)
+    for (const client of owned) this.owners.delete(client)
+    if (!this.disposed && owned.length > 0) removeAwarenessStates(this.awareness, owned, 'disconnect')
+  }
+
+  /** Close every connection, e.g. when the space cannot be stored any more. */
+  closeAll(code: number, reason: string): void {
+    for (const peer of [...this.peers]) peer.close(code, reason)
+  }
+
+  /** Stop fanning out, flush and detach persistence, drop the doc. Failures of the flush are logged. */
+  async dispose(logger: Logger): Promise<void> {
+    if (this.disposed) return
+    this.disposed = true
+    this.doc.off('update', this.fanOut)
+    this.awareness.off('update', this.onAwareness)
+    try {
+      await this.persistence.destroy()
+    } catch (e) {
+      logger.error('could not flush a space while unloading it', { space: this.name, error: e })
+    }
+    this.awareness.destroy()
+    this.doc.destroy()
+  }
+
+  private readonly fanOut = (update: Uint8Array, origin: unknown): void => {
+    const message = encodeSyncUpdate(update)
+    for (const peer of this.peers) if (peer !== origin) peer.send(message)
+  }
+
+  private readonly onAwareness = (changes: AwarenessChanges, origin: unknown): void => {
+    const from = [...this.peers].find((peer) => peer === origin)
+    if (from !== undefined) {
+      for (const client of changes.added) this.owners.set(client, from)
+      for (const client of changes.updated) this.owners.set(client, from)
+    }
+    for (const client of changes.removed) this.owners.delete(client)
+    const changed = [...changes.added, ...changes.updated, ...changes.removed]
+    // To every connection, the sender too: the stock client closes a socket that is silent for 30 s, and its
+    // own renewals echoed back are what keeps a quiet space talking.
+    const message = encodeAwarenessMessage(this.awareness, changed)
+    for (const peer of this.peers) peer.send(message)
+  }
+}
+
+export interface SpaceRegistryOptions {
+  store: Store
+  /** Unload a space this long after its last connection left (default 30 s). */
+  idleMs?: number
+  logger?: Logger
+  /** Passed to `persist()`: compact a space's log after this many appends (default 500). */
+  compactEvery?: number
+}
+
+interface Slot {
+  readonly name: string
+  /** Acquired and not yet released; a space with holds is never unloaded. */
+  holds: number
+  readonly ready: Promise<SpaceEntry>
+  entry: SpaceEntry | undefined
+  idle: ReturnType<typeof setTimeout> | undefined
+}
+
+export class SpaceRegistry {
+  private readonly store: Store
+  private readonly idleMs: number
+  private readonly logger: Logger
+  private readonly compactEvery: number | undefined
+  private readonly slots = new Map<string, Slot>()
+  /** Spaces still flushing after an unload: loading one again waits for it. */
+  private readonly unloading = new Map<string, Promise<void>>()
+  private closed = false
+
+  constructor(options: SpaceRegistryOptions) {
+    const idleMs = options.idleMs ?? DEFAULT_IDLE_MS
+    if (!(Number.isFinite(idleMs) && idleMs >= 0)) {
+      throw new ChorusError('invalid_input', `idleMs must be a non-negative number, got ${idleMs}`)
+    }
+    this.store = options.store
+    this.idleMs = idleMs
+    this.logger = options.logger ?? silentLogger
+    this.compactEvery = options.compactEvery
+  }
+
+  /** Spaces loaded and ready (not counting one still loading). */
+  get loadedCount(): number {
+    let n = 0
+    for (const slot of this.slots.values()) if (slot.entry !== undefined) n++
+    return n
+  }
+
+  isLoaded(name: string): boolean {
+    return this.slots.get(name)?.entry !== undefined
+  }
+
+  /**
+   * The loaded space `name`, loading it from the store if needed. The caller holds it (it stays loaded) until it
+   * calls `release`. Throws `invalid_input` for a bad name, `closed` after `close()`, and what the store throws.
+   */
+  async acquire(name: string): Promise<SpaceEntry> {
+    const invalid = checkSpaceName(name)
+    if (invalid !== null) throw new ChorusError('invalid_input', invalid, { space: name })
+    if (this.closed) throw new ChorusError('closed', 'the relay is stopping')
+    let slot = this.slots.get(name)
+    if (slot === undefined) {
+      slot = this.load(name)
+      this.slots.set(name, slot)
+    }
+    slot.holds++
+    if (slot.idle !== undefined) {
+      clearTimeout(slot.idle)
+      slot.idle = undefined
+    }
+    try {
+      return await slot.ready
+    } catch (e) {
+      slot.holds--
+      throw e
+    }
+  }
+
+  release(entry: SpaceEntry): void {
+    const slot = this.slots.get(entry.name)
+    // A space that was evicted meanwhile has nothing left to schedule.
+    if (slot === undefined || slot.entry !== entry || slot.holds === 0) return
+    slot.holds--
+    if (slot.holds > 0 || this.closed) return
+    slot.idle = setTimeout(() => {
+      slot.idle = undefined
+      if (slot.holds === 0 && this.slots.get(slot.name) === slot) this.unload(slot, entry)
+    }, this.idleMs)
+    // Stopping the relay clears these; an idle timer alone must not keep a process alive.
+    slot.idle.unref()
+  }
+
+  /** Unload every space (flushing each), and refuse further acquires. The store is left to its owner. */
+  async close(): Promise<void> {
+    this.closed = true
+    const slots = [...this.slots.values()]
+    this.slots.clear()
+    for (const slot of slots) if (slot.idle !== undefined) clearTimeout(slot.idle)
+    await Promise.all(
+      slots.map(async (slot) => {
+        const entry = await slot.ready.catch(() => undefined)
+        if (entry !== undefined) await this.dispose(entry)
+      }),
+    )
+    await Promise.all(this.unloading.values())
+  }
+
+  private load(name: string): Slot {
+    const slot: Slot = { name, holds: 0, ready: this.open(name), entry: undefined, idle: undefined }
+    // Registered before any acquire awaits `ready`, so `entry` is set by the time a holder can release it.
+    slot.ready.then(
+      (entry) => {
+        slot.entry = entry
+      },
+      () => {
+        if (this.slots.get(name) === slot) this.slots.delete(name)
+      },
+    )
+    return slot
+  }
+
+  private async open(name: string): Promise<SpaceEntry> {
+    await this.unloading.get(name)
+    const doc = new Y.Doc()
+    const awareness = new Awareness(doc)
+    // The relay is not a participant: it announces no presence of its own.
+    awareness.setLocalState(null)
+    let entry: SpaceEntry | undefined
+    try {
+      const persistence = await persist(doc, this.store, name, {
+        ...(this.compactEvery === undefined ? {} : { compactEvery: this.compactEvery }),
+        onError: (e) => {
+          if (entry !== undefined) this.evict(entry, e)
+        },
+      })
+      // If close() ran meanwhile, it waits for this load and disposes the entry.
+      entry = new SpaceEntry(name, doc, awareness, persistence)
+      return entry
+    } catch (e) {
+      awareness.destroy()
+      doc.destroy()
+      throw e
+    }
+  }
+
+  /**
+   * A write could not be stored: drop the space at once and close its connections. The clients still hold their
+   * updates; when they reconnect the space loads from the store and sync step 2 sends back what it lacks.
+   */
+  private evict(entry: SpaceEntry, error: unknown): void {
+    this.logger.error('could not store an update; closing the space so that clients resync', {
+      space: entry.name,
+      error,
+    })
+    const slot = this.slots.get(entry.name)
+    if (slot?.entry !== entry) return
+    this.slots.delete(entry.name)
+    if (slot.idle !== undefined) clearTimeout(slot.idle)
+    entry.closeAll(1011, 'the relay could not store an update')
+    this.unload(slot, entry)
+  }
+
+  private unload(slot: Slot, entry: SpaceEntry): void {
+    if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name)
+    void this.dispose(entry)
+  }
+
+  private dispose(entry: SpaceEntry): Promise<void> {
+    const previous = this.unloading.get(entry.name) ?? Promise.resolve()
+    const done = previous.then(() => entry.dispose(this.logger))
+    this.unloading.set(entry.name, done)
+    void done.finally(() => {
+      if (this.unloading.get(entry.name) === done) this.unloading.delete(entry.name)
+    })
+    return done
+  }
+}

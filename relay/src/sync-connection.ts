@@ -1,0 +1,258 @@
+/**
+ * The y-websocket protocol for one WebSocket on one space, as the stock `WebsocketProvider` expects it: one
+ * y-protocols message per frame (types 0 sync, 1 awareness, 2 auth, 3 query-awareness).
+ *
+ * On open the relay sends sync step 1 and every awareness state it knows. Sync messages are applied to the
+ * space's doc with this connection as origin, so the space fans the update out to every other connection; an
+ * awareness update goes to every connection, this one included. Malformed frames are counted and ignored; the
+ * `maxMalformed`-th closes the connection with 1003. Oversized frames are refused by the ws server (`maxPayload`),
+ * which closes with 1009.
+ */
+import type { WebSocket } from 'ws'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import * as syncProtocol from 'y-protocols/sync'
+import { applyAwarenessUpdate } from 'y-protocols/awareness'
+import {
+  ChorusError,
+  encodeAwarenessMessage,
+  encodeSyncStep1,
+  messageAuth,
+  messageAwareness,
+  messageQueryAwareness,
+  messageSync,
+} from '@chorus/sync'
+import { silentLogger, type Logger } from './logger.ts'
+import type { SpaceEntry, SpacePeer } from './spaces.ts'
+
+export const DEFAULT_MAX_MALFORMED = 10
+/** Outgoing bytes a connection may have queued before it is closed as too slow (it resyncs on reconnect). */
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+
+/** Close codes the relay uses (RFC 6455, plus the 4400-4499 range the stock client takes as "do not retry"). */
+export const CloseCode = {
+  goingAway: 1001,
+  unsupportedData: 1003,
+  tooLarge: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+  badRequest: 4400,
+} as const
+
+export interface SyncConnectionOptions {
+  maxMalformed?: number
+  maxBufferedBytes?: number
+  logger?: Logger
+  /** Called once when the connection is gone (closed by either side); the space has already forgotten it. */
+  onClose?: (connection: SyncConnection) => void
+}
+
+const OPEN = 1
+
+const rethrow = (error: Error): never => {
+  throw error
+}
+
+interface AwarenessEntry {
+  client: number
+  clock: number
+  present: boolean
+}
+
+/** Decode a whole awareness update before applying it: `applyAwarenessUpdate` mutates as it reads. */
+function readAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
+  const decoder = decoding.createDecoder(update)
+  const count = decoding.readVarUint(decoder)
+  const entries: AwarenessEntry[] = []
+  for (let i = 0; i < count; i++) {
+    const client = decoding.readVarUint(decoder)
+    const clock = decoding.readVarUint(decoder)
+    const state: unknown = JSON.parse(decoding.readVarString(decoder))
+    if (state !== null && (typeof state !== 'object' || Array.isArray(state))) {
+      throw new ChorusError('corrupt', 'an awareness state must be an object or null')
+    }
+    entries.push({ client, clock, present: state !== null })
+  }
+  return entries
+}
+
+/** An awareness message saying that `client` is gone as of `clock`. */
+function encodeRemoval(client: number, clock: number): Uint8Array {
+  return encoding.encode((e) => {
+    encoding.writeVarUint(e, messageAwareness)
+    encoding.writeVarUint8Array(
+      e,
+      encoding.encode((u) => {
+        encoding.writeVarUint(u, 1)
+        encoding.writeVarUint(u, client)
+        encoding.writeVarUint(u, clock)
+        encoding.writeVarString(u, 'null')
+      }),
+    )
+  })
+}
+
+function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data
+}
+
+export class SyncConnection implements SpacePeer {
+  readonly socket: WebSocket
+  readonly space: SpaceEntry
+  private readonly maxMalformed: number
+  private readonly maxBufferedBytes: number
+  private readonly logger: Logger
+  private readonly onClosed: ((connection: SyncConnection) => void) | undefined
+  private malformedCount = 0
+  private alive = true
+  private gone = false
+
+  constructor(socket: WebSocket, space: SpaceEntry, options: SyncConnectionOptions = {}) {
+    this.socket = socket
+    this.space = space
+    this.maxMalformed = options.maxMalformed ?? DEFAULT_MAX_MALFORMED
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES
+    this.logger = options.logger ?? silentLogger
+    this.onClosed = options.onClose
+    socket.on('message', this.onMessage)
+    socket.on('pong', this.onPong)
+    socket.on('close', this.onSocketClose)
+    socket.on('error', this.onSocketError)
+    space.join(this)
+    this.send(encodeSyncStep1(space.doc))
+    const known = [...space.awareness.getStates().keys()]
+    if (known.length > 0) this.send(encodeAwarenessMessage(space.awareness, known))
+  }
+
+  /** Frames received from this connection that could not be decoded or applied. */
+  get malformed(): number {
+    return this.malformedCount
+  }
+
+  get closed(): boolean {
+    return this.gone
+  }
+
+  send(message: Uint8Array): void {
+    if (this.gone || this.socket.readyState !== OPEN) return
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) {
+      this.close(CloseCode.tryAgainLater, 'too far behind; reconnect to resync')
+      return
+    }
+    this.socket.send(message, { binary: true }, (error) => {
+      if (error !== undefined && error !== null) this.logger.warn('send failed', { space: this.space.name, error })
+    })
+  }
+
+  /**
+   * Close with `code`. The space forgets this connection at once (its awareness states go now, not when the
+   * peer completes the closing handshake).
+   */
+  close(code: number, reason: string): void {
+    this.forget()
+    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+
+  /** Drop the socket without a closing handshake. */
+  terminate(): void {
+    this.forget()
+    this.socket.terminate()
+  }
+
+  /** Called on an interval: a connection that did not answer the previous ping is dead. */
+  heartbeat(): void {
+    if (this.gone) return
+    if (!this.alive) {
+      this.logger.info('closing a connection that stopped answering pings', { space: this.space.name })
+      this.terminate()
+      return
+    }
+    this.alive = false
+    this.socket.ping()
+  }
+
+  private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
+    if (this.gone) return
+    this.alive = true
+    try {
+      if (!isBinary) throw new ChorusError('corrupt', 'text frame: y-protocols messages are binary')
+      this.receive(toBytes(data))
+    } catch (error) {
+      this.malformedCount++
+      // The first one says what is wrong; the rest only count.
+      if (this.malformedCount === 1) this.logger.warn('ignored a malformed frame', { space: this.space.name, error })
+      if (this.malformedCount >= this.maxMalformed) {
+        this.logger.warn('closing a connection that sent too many malformed frames', { space: this.space.name })
+        this.close(CloseCode.unsupportedData, 'too many malformed messages')
+      }
+    }
+  }
+
+  private receive(message: Uint8Array): void {
+    const { doc, awareness } = this.space
+    const decoder = decoding.createDecoder(message)
+    const type = decoding.readVarUint(decoder)
+    switch (type) {
+      case messageSync: {
+        const encoder = encoding.createEncoder()
+        encoding.writeVarUint(encoder, messageSync)
+        // With a throwing handler y-protocols hands a bad update to us instead of logging it with console.error.
+        syncProtocol.readSyncMessage(decoder, encoder, doc, this, rethrow)
+        if (encoding.length(encoder) > 1) this.send(encoding.toUint8Array(encoder))
+        break
+      }
+      case messageAwareness: {
+        const update = decoding.readVarUint8Array(decoder)
+        const entries = readAwarenessUpdate(update)
+        applyAwarenessUpdate(awareness, update, this)
+        this.renewIgnored(entries)
+        break
+      }
+      case messageQueryAwareness:
+        this.send(encodeAwarenessMessage(awareness, [...awareness.getStates().keys()]))
+        break
+      case messageAuth:
+        // Only the server sends auth messages (permission denied); nothing to do with one from a client.
+        break
+      default:
+        throw new ChorusError('corrupt', `unknown message type ${type}`)
+    }
+  }
+
+  /**
+   * A client that comes back after the relay removed it (its socket dropped, or it said goodbye) announces itself
+   * at the clock of the removal, which y-protocols ignores everywhere: it would stay invisible until its next
+   * renewal, up to 15 s later. Telling it that it is gone at that clock makes it re-announce itself with a
+   * higher one (y-protocols never lets a peer remove a live local state), which every replica accepts.
+   */
+  private renewIgnored(entries: readonly AwarenessEntry[]): void {
+    const { awareness } = this.space
+    for (const { client, clock, present } of entries) {
+      const known = awareness.meta.get(client)
+      if (present && !awareness.states.has(client) && known !== undefined && known.clock >= clock) {
+        this.send(encodeRemoval(client, known.clock))
+      }
+    }
+  }
+
+  private readonly onPong = (): void => {
+    this.alive = true
+  }
+
+  private readonly onSocketClose = (): void => {
+    this.forget()
+  }
+
+  private readonly onSocketError = (error: Error): void => {
+    // ws closes the socket after an error (e.g. 1009 for a frame over maxPayload); 'close' follows.
+    this.logger.warn('connection error', { space: this.space.name, error })
+  }
+
+  private forget(): void {
+    if (this.gone) return
+    this.gone = true
+    this.space.leave(this)
+    this.onClosed?.(this)
+  }
+}

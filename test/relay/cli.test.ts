@@ -1,0 +1,116 @@
+/**
+ * The relay as a real process (`node relay/src/main.ts`): the one stdout line, /health, a graceful SIGTERM that
+ * exits 0 on its own (nothing left open), and exit code 2 for bad configuration. Plus parseConfig itself.
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ConfigError, DEFAULT_PORT, isLoopbackHost, parseConfig } from '@chorus/relay'
+import { fixture, health, synced, until, type Fixture } from './helpers.ts'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const main = 'relay/src/main.ts'
+
+let f: Fixture
+const children: ChildProcessWithoutNullStreams[] = []
+beforeEach(() => {
+  f = fixture()
+})
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  await f.teardown()
+})
+
+function exited(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+}
+
+describe('relay process', () => {
+  it('prints its URL once ready, serves /health, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, [main, '--port', '0', '--data', f.dir], { cwd: root })
+    children.push(child)
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const lines: string[] = []
+    const rl = createInterface({ input: child.stdout })
+    rl.on('line', (line) => lines.push(line))
+    await until(() => lines.length > 0 || child.exitCode !== null, 'the listening line', 15_000)
+    expect(lines[0], stderr).toMatch(/^chorus relay listening on http:\/\/127\.0\.0\.1:(\d+)$/)
+    const url = lines[0]?.slice('chorus relay listening on '.length) ?? ''
+    expect(Number(new URL(url).port)).toBeGreaterThan(0)
+
+    expect(await health(url)).toEqual({ status: 'ok', spaces: 0, connections: 0 })
+    const p = f.provider(url, 'team')
+    await synced(p)
+    p.doc.getMap('state').set('k', 1)
+    await until(async () => (await health(url)).connections === 1, 'one connection')
+
+    const exit = exited(child)
+    child.kill('SIGTERM')
+    expect(await exit, stderr).toBe(0)
+    expect(lines).toHaveLength(1)
+    // It drained by itself rather than being forced out by the safety timer.
+    expect(stderr).not.toMatch(/still keeps the process alive/)
+  })
+
+  it('exits 2 with a clear message for a bad port, a non-loopback host or an unknown flag', () => {
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [main, ...args], { cwd: root, encoding: 'utf8', timeout: 15_000, env: { ...process.env, CHORUS_DATA: f.dir } })
+    const badPort = run('--port', 'http')
+    expect(badPort.status).toBe(2)
+    expect(badPort.stderr).toMatch(/invalid port "http": expected an integer from 0 to 65535/)
+    expect(badPort.stdout).toBe('')
+
+    const open = run('--host', '0.0.0.0')
+    expect(open.status).toBe(2)
+    expect(open.stderr).toMatch(/refusing to listen on non-loopback host "0\.0\.0\.0".*--insecure/s)
+
+    const unknown = run('--bogus')
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toMatch(/--bogus/)
+  })
+})
+
+describe('parseConfig', () => {
+  it('takes flags over environment over defaults', () => {
+    expect(parseConfig([], {})).toEqual({
+      help: false,
+      config: { host: '127.0.0.1', port: DEFAULT_PORT, dataDir: '.data/relay', insecure: false },
+    })
+    const env = { CHORUS_HOST: 'localhost', CHORUS_PORT: '9000', CHORUS_DATA: '/var/lib/chorus' }
+    expect(parseConfig([], env)).toMatchObject({ config: { host: 'localhost', port: 9000, dataDir: '/var/lib/chorus' } })
+    expect(parseConfig(['--port=0', '--data', 'd', '--host', '[::1]'], env)).toMatchObject({
+      config: { host: '::1', port: 0, dataDir: 'd' },
+    })
+    expect(parseConfig([], { CHORUS_PORT: '' })).toMatchObject({ config: { port: DEFAULT_PORT } })
+    expect(parseConfig(['--help'], {})).toEqual({ help: true })
+  })
+
+  it('refuses bad values with ConfigError (exit code 2)', () => {
+    for (const port of ['-1', '65536', '1.5', 'abc', '', ' 80']) {
+      expect(() => parseConfig(['--port', port], {}), port).toThrow(ConfigError)
+    }
+    expect(() => parseConfig([], { CHORUS_PORT: '99999' })).toThrow(/invalid port "99999"/)
+    expect(() => parseConfig(['extra'], {})).toThrow(ConfigError)
+    expect(() => parseConfig(['--data', ' '], {})).toThrow(ConfigError)
+    try {
+      parseConfig(['--host', '::'], {})
+      expect.unreachable()
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError)
+      expect((e as ConfigError).exitCode).toBe(2)
+    }
+    expect(parseConfig(['--host', '0.0.0.0', '--insecure'], {})).toMatchObject({ config: { host: '0.0.0.0', insecure: true } })
+  })
+
+  it('knows loopback hosts', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '::ffff:127.0.0.1']) {
+      expect(isLoopbackHost(host), host).toBe(true)
+    }
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '::ffff:10.0.0.1', '128.0.0.1']) {
+      expect(isLoopbackHost(host), host).toBe(false)
+    }
+  })
+})

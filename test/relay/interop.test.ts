@@ -1,0 +1,163 @@
+/**
+ * The stock y-websocket client (`WebsocketProvider`, Node's global WebSocket) against an in-process relay:
+ * documents converge, awareness travels (and is echoed to its sender), and departed clients leave no ghosts.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
+import { Awareness } from 'y-protocols/awareness'
+import { encodeAwarenessMessage, encodeSyncStep1, messageAwareness } from '@chorus/sync'
+import { fixture, health, opened, synced, until, type Fixture } from './helpers.ts'
+
+let f: Fixture
+beforeEach(() => {
+  f = fixture()
+})
+afterEach(async () => {
+  await f.teardown()
+})
+
+/** Client ids and presence in an awareness message, or null for any other message. */
+function awarenessClients(frame: Uint8Array): { client: number; present: boolean }[] | null {
+  const decoder = decoding.createDecoder(frame)
+  if (decoding.readVarUint(decoder) !== messageAwareness) return null
+  const update = decoding.createDecoder(decoding.readVarUint8Array(decoder))
+  const out: { client: number; present: boolean }[] = []
+  const count = decoding.readVarUint(update)
+  for (let i = 0; i < count; i++) {
+    const client = decoding.readVarUint(update)
+    decoding.readVarUint(update)
+    out.push({ client, present: decoding.readVarString(update) !== 'null' })
+  }
+  return out
+}
+
+describe('relay with stock y-websocket providers', () => {
+  it('two providers on one space converge through the relay', async () => {
+    const { url } = await f.startRelay()
+    const a = f.provider(url, 'team')
+    const b = f.provider(url, 'team')
+    await Promise.all([synced(a), synced(b)])
+
+    a.doc.getText('notes').insert(0, 'hello')
+    b.doc.getMap('state').set('build', 'green')
+    await until(() => b.doc.getText('notes').toJSON() === 'hello', 'b sees a’s text')
+    await until(() => a.doc.getMap('state').get('build') === 'green', 'a sees b’s map entry')
+
+    // Concurrent edits on both sides merge the same way everywhere.
+    a.doc.getArray<string>('log').push(['from a'])
+    b.doc.getArray<string>('log').push(['from b'])
+    await until(() => a.doc.getArray('log').length === 2 && b.doc.getArray('log').length === 2, 'both logs have 2 entries')
+    expect(a.doc.getArray('log').toJSON()).toEqual(b.doc.getArray('log').toJSON())
+    expect(Y.encodeStateVector(a.doc)).toEqual(Y.encodeStateVector(b.doc))
+    expect(await health(url)).toEqual({ status: 'ok', spaces: 1, connections: 2 })
+  })
+
+  it('a late joiner receives everything written before it connected', async () => {
+    const { url } = await f.startRelay()
+    const a = f.provider(url, 'team')
+    await synced(a)
+    for (let i = 0; i < 50; i++) a.doc.getArray<number>('n').push([i])
+    const b = f.provider(url, 'team')
+    await synced(b)
+    await until(() => b.doc.getArray('n').length === 50, 'b has all 50 entries')
+  })
+
+  it('keeps spaces apart, including restricted-channel documents like team#ai-only', async () => {
+    const { url } = await f.startRelay()
+    const team = f.provider(url, 'team')
+    // The stock client puts the room name into the URL as is, so `#` has to be encoded by the caller.
+    const aiOnly = f.provider(url, encodeURIComponent('team#ai-only'))
+    const aiOnly2 = f.provider(url, encodeURIComponent('team#ai-only'))
+    await Promise.all([synced(team), synced(aiOnly), synced(aiOnly2)])
+    aiOnly.doc.getMap('state').set('secret', 1)
+    await until(() => aiOnly2.doc.getMap('state').get('secret') === 1, 'the other ai-only replica sees it')
+    expect(team.doc.getMap('state').has('secret')).toBe(false)
+    expect((await health(url)).spaces).toBe(2)
+  })
+
+  it('carries awareness both ways, and a provider that leaves disappears from the others', async () => {
+    const { url } = await f.startRelay()
+    const a = f.provider(url, 'team')
+    const b = f.provider(url, 'team')
+    await Promise.all([synced(a), synced(b)])
+    a.awareness.setLocalStateField('user', { name: 'Ada' })
+    b.awareness.setLocalStateField('user', { name: 'Bot' })
+    const nameOf = (p: typeof a, client: number): unknown =>
+      (p.awareness.getStates().get(client) as { user?: { name?: string } } | undefined)?.user?.name
+    await until(() => nameOf(b, a.doc.clientID) === 'Ada', 'b sees Ada')
+    await until(() => nameOf(a, b.doc.clientID) === 'Bot', 'a sees Bot')
+
+    a.destroy()
+    await until(() => !b.awareness.getStates().has(a.doc.clientID), 'Ada is gone from b')
+  })
+
+  it('a provider that reconnects is visible again at once, not after its next 15 s renewal', async () => {
+    const { url } = await f.startRelay()
+    const a = f.provider(url, 'team')
+    const b = f.provider(url, 'team')
+    await Promise.all([synced(a), synced(b)])
+    a.awareness.setLocalStateField('user', { name: 'Ada' })
+    await until(() => b.awareness.getStates().has(a.doc.clientID), 'b sees Ada')
+
+    a.disconnect()
+    await until(() => !b.awareness.getStates().has(a.doc.clientID), 'Ada is gone from b')
+    a.connect()
+    await synced(a)
+    await until(() => b.awareness.getStates().has(a.doc.clientID), 'Ada is back on b', 3_000)
+  })
+
+  it('removes the awareness states of a connection that drops without a goodbye (no ghosts)', async () => {
+    const { url } = await f.startRelay()
+    const b = f.provider(url, 'team')
+    await synced(b)
+
+    const ghostDoc = new Y.Doc()
+    const ghost = new Awareness(ghostDoc)
+    ghost.setLocalState({ user: { name: 'Ghost' } })
+    const raw = f.raw(url, '/sync/team')
+    await opened(raw)
+    raw.send(encodeSyncStep1(ghostDoc))
+    raw.send(encodeAwarenessMessage(ghost, [ghostDoc.clientID]))
+    await until(() => b.awareness.getStates().has(ghostDoc.clientID), 'b sees the raw client')
+
+    raw.terminate() // no closing handshake, no awareness removal from the client
+    await until(() => !b.awareness.getStates().has(ghostDoc.clientID), 'the raw client is gone from b')
+    await until(async () => (await health(url)).connections === 1, 'the relay counts one connection')
+    ghost.destroy()
+  })
+
+  it('drops a connection that stops answering pings, and its awareness with it', async () => {
+    const { url } = await f.startRelay({ pingIntervalMs: 20 })
+    const b = f.provider(url, 'team')
+    await synced(b)
+    const doc = new Y.Doc()
+    const awareness = new Awareness(doc)
+    awareness.setLocalState({ user: { name: 'Silent' } })
+    const raw = f.raw(url, '/sync/team', { autoPong: false }) // a half-open peer: nothing comes back
+    await opened(raw)
+    raw.send(encodeAwarenessMessage(awareness, [doc.clientID]))
+    await until(() => b.awareness.getStates().has(doc.clientID), 'b sees the silent client')
+    await until(() => !b.awareness.getStates().has(doc.clientID), 'the silent client is dropped')
+    expect((await health(url)).connections).toBe(1)
+    awareness.destroy()
+  })
+
+  it('echoes an awareness update to its sender too', async () => {
+    const { url } = await f.startRelay()
+    const doc = new Y.Doc()
+    const awareness = new Awareness(doc)
+    awareness.setLocalState({ user: { name: 'Echo' } })
+    const raw = f.raw(url, '/sync/team')
+    const echoed = new Promise<void>((resolve) => {
+      raw.on('message', (data: Buffer) => {
+        const clients = awarenessClients(new Uint8Array(data))
+        if (clients?.some((c) => c.client === doc.clientID && c.present) === true) resolve()
+      })
+    })
+    await opened(raw)
+    raw.send(encodeAwarenessMessage(awareness, [doc.clientID]))
+    await echoed
+    awareness.destroy()
+  })
+})
