@@ -2,21 +2,24 @@
  * The relay server. `start()` opens the store, the space registry and the HTTP server (which upgrades
  * `/sync/<space>` to the y-websocket protocol); `stop()` undoes them in reverse order and leaves no handle open.
  *
- * Routes: `GET /health`, WebSocket upgrades on `/sync/<space>` (the space name URL-encoded as one path segment,
+ * Routes: `GET /health`, `GET /capabilities`, WebSocket upgrades on `/sync/<space>` (the space name URL-encoded as one path segment,
  * so `team#ai-only` is `/sync/team%23ai-only`). Everything else is a 404 with a JSON body.
  */
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { ChorusError, isChorusError, type Store } from '@chorus/sync'
+import { ChorusError, createGrantSigner, isChorusError, LeaseArbiter, systemClock, type Clock, type Store } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
 import { silentLogger, type Logger } from './logger.ts'
+import { loadOrCreateRelayKey } from './relay-key.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
+import { SqliteTokenCounter, TOKEN_COUNTER_FILE } from './token-counter.ts'
 
 /** Largest WebSocket frame (one y-protocols message) the relay accepts; bigger ones close the socket with 1009. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -27,11 +30,35 @@ export const STORE_FILE = 'chorus.sqlite'
 
 const SYNC_PREFIX = '/sync/'
 
+/** The relay package's version, as reported by `/capabilities`. */
+export const RELAY_VERSION = readVersion()
+
+function readVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0'
+}
+
+/** Transaction origin of the relay's own writes to a document (`meta.relayKey`). */
+const RELAY_ORIGIN = Symbol('chorus-relay')
+
+/** What `GET /capabilities` returns: enough for a client to pick a protocol and verify grants (L7). */
+export interface RelayCapabilities {
+  name: 'chorus-relay'
+  version: string
+  protocols: string[]
+  /** The relay's Ed25519 public key (base64url), the one grants are signed with. */
+  relayKey: string
+  limits: { maxFrameBytes: number }
+}
+
 export interface RelayOptions {
   host?: string
   /** 0 picks a free port; `start()` returns the URL with the real one. */
   port?: number
-  /** Folder holding `chorus.sqlite`; ignored when `store` is given. */
+  /**
+   * Folder holding `chorus.sqlite` (unless `store` is given), the relay's key `relay-key.json` and the lease
+   * token counters `leases.sqlite`.
+   */
   dataDir?: string
   /** Use this store instead of opening one in `dataDir`; the relay does not close it. */
   store?: Store
@@ -49,6 +76,8 @@ export interface RelayOptions {
   pingIntervalMs?: number
   closeGraceMs?: number
   logger?: Logger
+  /** The lease arbiter's clock (default the system clock). */
+  clock?: Clock
 }
 
 export interface RelayHealth {
@@ -67,6 +96,8 @@ interface Running {
   ownsStore: boolean
   heartbeat: ReturnType<typeof setInterval>
   url: string
+  tokens: SqliteTokenCounter
+  arbiter: LeaseArbiter
 }
 
 const positiveInteger = (name: string, value: number): number => {
@@ -112,6 +143,24 @@ export class Relay {
     return this.running?.url
   }
 
+  /**
+   * The lease arbiter, signing with the relay's key and drawing tokens from the durable counter. Only in-process
+   * for now: no network protocol reaches it yet. Throws `closed` when the relay is not running.
+   */
+  get arbiter(): LeaseArbiter {
+    if (this.running === undefined) throw new ChorusError('closed', 'the relay is not running')
+    return this.running.arbiter
+  }
+
+  /** The relay's Ed25519 public key (base64url) once started. */
+  get publicKey(): string | undefined {
+    return this.running?.arbiter.publicKey
+  }
+
+  private capabilities(publicKey: string): RelayCapabilities {
+    return { name: 'chorus-relay', version: RELAY_VERSION, protocols: ['y-websocket'], relayKey: publicKey, limits: { maxFrameBytes: this.maxFrameBytes } }
+  }
+
   health(): RelayHealth {
     return { status: 'ok', spaces: this.running?.registry.loadedCount ?? 0, connections: this.connections.size }
   }
@@ -129,12 +178,24 @@ export class Relay {
   }
 
   private async open(): Promise<{ url: string }> {
+    const dataDir = this.options.dataDir ?? DEFAULT_DATA_DIR
+    // Key first: a corrupt key file fails the start before anything is opened.
+    const key = loadOrCreateRelayKey(dataDir)
+    const tokens = new SqliteTokenCounter(join(dataDir, TOKEN_COUNTER_FILE))
+    const arbiter = new LeaseArbiter({ signer: createGrantSigner(key.secretKey), clock: this.options.clock ?? systemClock, tokens })
     const ownsStore = this.options.store === undefined
-    const store = this.options.store ?? new SqliteStore(join(this.options.dataDir ?? DEFAULT_DATA_DIR, STORE_FILE))
+    let store: Store
+    try {
+      store = this.options.store ?? new SqliteStore(join(dataDir, STORE_FILE))
+    } catch (e) {
+      tokens.close()
+      throw e
+    }
     const registry = new SpaceRegistry({
       store,
       logger: this.logger,
       ...(this.options.idleMs === undefined ? {} : { idleMs: this.options.idleMs }),
+      onLoad: (entry) => this.claimSpace(entry, key.publicKey),
     })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false })
     const server = createServer(this.onRequest)
@@ -145,6 +206,7 @@ export class Relay {
     } catch (e) {
       await registry.close()
       if (ownsStore) await store.close()
+      tokens.close()
       throw e
     }
     const { port } = server.address() as AddressInfo
@@ -154,7 +216,7 @@ export class Relay {
     }, this.pingIntervalMs)
     heartbeat.unref()
     const url = `http://${host}:${port}`
-    this.running = { server, wss, registry, store, ownsStore, heartbeat, url }
+    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, tokens, arbiter }
     this.logger.info('listening', { url })
     return { url }
   }
@@ -163,7 +225,7 @@ export class Relay {
     await this.starting?.catch(() => undefined)
     const running = this.running
     if (running === undefined) return
-    const { server, wss, registry, store, ownsStore, heartbeat } = running
+    const { server, wss, registry, store, ownsStore, heartbeat, tokens } = running
     clearInterval(heartbeat)
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
@@ -173,9 +235,29 @@ export class Relay {
     await new Promise<void>((resolve) => wss.close(() => resolve()))
     await registry.close()
     if (ownsStore) await store.close()
+    tokens.close()
     await serverClosed
     this.running = undefined
     this.logger.info('stopped')
+  }
+
+  /**
+   * Writes the relay's key to a space's `meta.relayKey` so replicas can verify its grants (L7). A space that
+   * already names another key keeps it: replacing it would void every grant recorded under the old key.
+   */
+  private claimSpace(entry: SpaceEntry, publicKey: string): void {
+    // Restricted-channel documents (`team#ai-only`) hold only messages; grants are checked against the main one.
+    if (entry.name.includes('#')) return
+    const meta = entry.doc.getMap('meta')
+    const known = meta.get('relayKey')
+    if (known === undefined) {
+      entry.doc.transact(() => meta.set('relayKey', publicKey), RELAY_ORIGIN)
+    } else if (known !== publicKey) {
+      this.logger.warn('space names another arbiter key in meta.relayKey; leaving it, so its grants will not verify', {
+        space: entry.name,
+        relayKey: known,
+      })
+    }
   }
 
   /** Closing handshake with every client, then drop whoever has not answered within the grace period. */
@@ -207,6 +289,19 @@ export class Relay {
         return
       }
       sendJson(res, 200, this.health())
+      return
+    }
+    if (path === '/capabilities') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not allowed on /capabilities` }, { allow: 'GET, HEAD' })
+        return
+      }
+      const publicKey = this.publicKey
+      if (publicKey === undefined) {
+        sendJson(res, 503, { error: 'unavailable', message: 'the relay is stopping' })
+        return
+      }
+      sendJson(res, 200, this.capabilities(publicKey))
       return
     }
     if (path?.startsWith(SYNC_PREFIX) === true) {

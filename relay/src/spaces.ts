@@ -121,6 +121,8 @@ export interface SpaceRegistryOptions {
   logger?: Logger
   /** Passed to `persist()`: compact a space's log after this many appends (default 500). */
   compactEvery?: number
+  /** Called once per load, after the space's history is applied and before any connection joins it. */
+  onLoad?: (entry: SpaceEntry) => void
 }
 
 interface Slot {
@@ -137,6 +139,7 @@ export class SpaceRegistry {
   private readonly idleMs: number
   private readonly logger: Logger
   private readonly compactEvery: number | undefined
+  private readonly onLoad: ((entry: SpaceEntry) => void) | undefined
   private readonly slots = new Map<string, Slot>()
   /** Spaces still flushing after an unload: loading one again waits for it. */
   private readonly unloading = new Map<string, Promise<void>>()
@@ -151,6 +154,7 @@ export class SpaceRegistry {
     this.idleMs = idleMs
     this.logger = options.logger ?? silentLogger
     this.compactEvery = options.compactEvery
+    this.onLoad = options.onLoad
   }
 
   /** Spaces loaded and ready (not counting one still loading). */
@@ -249,6 +253,12 @@ export class SpaceRegistry {
       })
       // If close() ran meanwhile, it waits for this load and disposes the entry.
       entry = new SpaceEntry(name, doc, awareness, persistence)
+      try {
+        this.onLoad?.(entry)
+      } catch (e) {
+        // A failing hook must not make the space unreachable.
+        this.logger.error('a space load hook failed', { space: name, error: e })
+      }
       return entry
     } catch (e) {
       awareness.destroy()
