@@ -21,6 +21,8 @@ import {
   messageAwareness,
   messageQueryAwareness,
   messageSync,
+  readAwarenessUpdate,
+  type AwarenessEntry,
 } from '@chorus/sync'
 import { silentLogger, type Logger } from './logger.ts'
 import type { SpaceEntry, SpacePeer } from './spaces.ts'
@@ -51,29 +53,6 @@ const OPEN = 1
 
 const rethrow = (error: Error): never => {
   throw error
-}
-
-interface AwarenessEntry {
-  client: number
-  clock: number
-  present: boolean
-}
-
-/** Decode a whole awareness update before applying it: `applyAwarenessUpdate` mutates as it reads. */
-function readAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
-  const decoder = decoding.createDecoder(update)
-  const count = decoding.readVarUint(decoder)
-  const entries: AwarenessEntry[] = []
-  for (let i = 0; i < count; i++) {
-    const client = decoding.readVarUint(decoder)
-    const clock = decoding.readVarUint(decoder)
-    const state: unknown = JSON.parse(decoding.readVarString(decoder))
-    if (state !== null && (typeof state !== 'object' || Array.isArray(state))) {
-      throw new ChorusError('corrupt', 'an awareness state must be an object or null')
-    }
-    entries.push({ client, clock, present: state !== null })
-  }
-  return entries
 }
 
 /** An awareness message saying that `client` is gone as of `clock`. */

@@ -53,6 +53,8 @@ export {
   messageAwareness,
   messageAuth,
   messageQueryAwareness,
+  readAwarenessUpdate,
+  type AwarenessEntry,
   type ReplicatorOptions,
   type ReplicatorStats,
 } from './replicator.ts'

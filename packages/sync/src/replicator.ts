@@ -107,14 +107,18 @@ const rethrow = (error: Error): never => {
   throw error
 }
 
-interface AwarenessEntry {
+/** One client's entry in an awareness update: whose, at which clock, and whether it is a state or a removal. */
+export interface AwarenessEntry {
   client: number
   clock: number
   present: boolean
 }
 
-/** Decode a whole awareness update before applying it, because `applyAwarenessUpdate` mutates as it reads. */
-const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
+/**
+ * Decodes a whole awareness update, throwing `corrupt` for a malformed one. Call it before applying an update,
+ * because `applyAwarenessUpdate` mutates as it reads.
+ */
+export const readAwarenessUpdate = (update: Uint8Array): AwarenessEntry[] => {
   const decoder = decoding.createDecoder(update)
   const count = decoding.readVarUint(decoder)
   const entries: AwarenessEntry[] = []
