@@ -11,7 +11,6 @@
 import type { WebSocket } from 'ws'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
-import * as syncProtocol from 'y-protocols/sync'
 import { applyAwarenessUpdate } from 'y-protocols/awareness'
 import {
   ChorusError,
@@ -22,6 +21,7 @@ import {
   messageQueryAwareness,
   messageSync,
   readAwarenessUpdate,
+  answerSyncMessage,
   type AwarenessEntry,
 } from '@chorus/sync'
 import { silentLogger, type Logger } from './logger.ts'
@@ -50,10 +50,6 @@ export interface SyncConnectionOptions {
 }
 
 const OPEN = 1
-
-const rethrow = (error: Error): never => {
-  throw error
-}
 
 /** An awareness message saying that `client` is gone as of `clock`. */
 function encodeRemoval(client: number, clock: number): Uint8Array {
@@ -174,11 +170,8 @@ export class SyncConnection implements SpacePeer {
     const type = decoding.readVarUint(decoder)
     switch (type) {
       case messageSync: {
-        const encoder = encoding.createEncoder()
-        encoding.writeVarUint(encoder, messageSync)
-        // With a throwing handler y-protocols hands a bad update to us instead of logging it with console.error.
-        syncProtocol.readSyncMessage(decoder, encoder, doc, this, rethrow)
-        if (encoding.length(encoder) > 1) this.send(encoding.toUint8Array(encoder))
+        const { reply } = answerSyncMessage(decoder, doc, this)
+        if (reply !== null) this.send(reply)
         break
       }
       case messageAwareness: {

@@ -26,22 +26,10 @@ import {
   type TransportStatus,
   type WebSocketTransportOptions,
 } from '@chorus/sync'
+import { Signal } from '@chorus/sync/testing'
 
 const waitLimitMs = 15_000
 const connectTimeoutMs = 5_000
-
-/** Wakes whoever waits so a condition is rechecked on events, not on a timer. */
-class Signal {
-  private waiters: Array<() => void> = []
-  readonly notify = (): void => {
-    const waiters = this.waiters
-    this.waiters = []
-    for (const wake of waiters) wake()
-  }
-  next(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve))
-  }
-}
 
 /**
  * Resolves when `check()` holds, rechecking whenever one of `signals` fires. Fails at the deadline even if

@@ -54,6 +54,7 @@ export {
   messageAuth,
   messageQueryAwareness,
   readAwarenessUpdate,
+  answerSyncMessage,
   type AwarenessEntry,
   type ReplicatorOptions,
   type ReplicatorStats,

@@ -2,7 +2,6 @@ import * as Y from 'yjs'
 import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { readParticipant } from './core.ts'
-import { ChorusError } from './errors.ts'
 import { LIMITS, type Json, type Participant, type ParticipantKind } from './schema.ts'
 import { channelSchema, checkId, checkJsonSize, idSchema, jsonSchema, kindSchema, nameSchema, parse } from './validate.ts'
 
@@ -78,13 +77,6 @@ export class Participants {
       m.set('lastSeen', now)
       this.core.record({ type: 'leave', by: id }, now)
     })
-  }
-
-  /** Records that the participant was active now (persisted, unlike presence). */
-  seen(id: string): void {
-    const m = this.core.participants.get(id)
-    if (m === undefined) throw new ChorusError('not_found', `unknown participant "${id}"`, { participant: id })
-    this.core.transact(() => m.set('lastSeen', this.core.now()))
   }
 
   get(id: string): Participant | undefined {

@@ -107,6 +107,17 @@ const rethrow = (error: Error): never => {
   throw error
 }
 
+/**
+ * Reads one sync message (after its type) into `doc` and returns the reply it calls for, if any, and which
+ * sync step it was. Bad updates throw instead of being logged by y-protocols, so callers can count them.
+ */
+export const answerSyncMessage = (decoder: decoding.Decoder, doc: Y.Doc, origin: unknown): { reply: Uint8Array | null; step: number } => {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, messageSync)
+  const step = syncProtocol.readSyncMessage(decoder, encoder, doc, origin, rethrow)
+  return { reply: encoding.length(encoder) > 1 ? encoding.toUint8Array(encoder) : null, step }
+}
+
 /** One client's entry in an awareness update: whose, at which clock, and whether it is a state or a removal. */
 export interface AwarenessEntry {
   client: number
@@ -332,12 +343,9 @@ export class Replicator {
       const type = decoding.readVarUint(decoder)
       switch (type) {
         case messageSync: {
-          const encoder = encoding.createEncoder()
-          encoding.writeVarUint(encoder, messageSync)
-          // With a throwing error handler, y-protocols reports a bad update to us instead of console.error.
-          const step = syncProtocol.readSyncMessage(decoder, encoder, this.doc, link.origin, rethrow)
-          if (step === syncProtocol.messageYjsSyncStep2 && !link.synced) becameSynced = true
-          if (encoding.length(encoder) > 1) reply = encoding.toUint8Array(encoder)
+          const answer = answerSyncMessage(decoder, this.doc, link.origin)
+          if (answer.step === syncProtocol.messageYjsSyncStep2 && !link.synced) becameSynced = true
+          reply = answer.reply
           break
         }
         case messageAwareness: {

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { ChorusError } from './errors.ts'
-import { LIMITS, PARTICIPANT_KINDS, PRIORITIES, VOTES, type Json } from './schema.ts'
+import { LIMITS, PARTICIPANT_KINDS, PRIORITIES, type Json } from './schema.ts'
 
 const encoder = new TextEncoder()
 
@@ -36,7 +36,6 @@ export const channelSchema = z
   )
 export const kindSchema = z.enum(PARTICIPANT_KINDS, { error: `kind must be one of ${PARTICIPANT_KINDS.join(', ')}` })
 export const prioritySchema = z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })
-export const voteSchema = z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` })
 
 export const jsonSchema: z.ZodType<Json> = z.lazy(() =>
   z.union([z.null(), z.boolean(), z.number().refine(Number.isFinite, 'numbers must be finite'), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),

@@ -11,3 +11,4 @@
  */
 export { MemoryNetwork, MemoryTransport } from './memory-network.ts'
 export type { MemoryNetworkOptions } from './memory-network.ts'
+export { Signal } from './signal.ts'

@@ -19,6 +19,7 @@ import { Awareness } from 'y-protocols/awareness'
 import * as prng from 'lib0/prng'
 import { Replicator } from '../replicator.ts'
 import type { PeerId, Transport, TransportListener, TransportStatus } from '../transport.ts'
+import { Signal } from './signal.ts'
 
 export interface TransportTestSetup {
   a: Transport
@@ -30,19 +31,6 @@ export interface TransportTestSetup {
 
 /** Longest a single wait may take before the test fails with what it was waiting for. */
 const waitLimitMs = 20_000
-
-/** Wakes whoever waits for "something happened" so conditions are rechecked on events, not on a timer. */
-class Signal {
-  private waiters: Array<() => void> = []
-  readonly notify = (): void => {
-    const waiters = this.waiters
-    this.waiters = []
-    for (const wake of waiters) wake()
-  }
-  next(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve))
-  }
-}
 
 class Recorder implements TransportListener {
   readonly joined: PeerId[] = []
