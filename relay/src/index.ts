@@ -26,7 +26,7 @@
  */
 export { Relay, DEFAULT_MAX_FRAME_BYTES, DEFAULT_PING_INTERVAL_MS, DEFAULT_CLOSE_GRACE_MS, STORE_FILE, RELAY_VERSION, type RelayOptions, type RelayHealth, type RelayCapabilities } from './relay.ts'
 export { loadOrCreateRelayKey, RELAY_KEY_FILE, type RelayKey } from './relay-key.ts'
-export { SqliteTokenCounter, TOKEN_COUNTER_FILE } from './token-counter.ts'
+export { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
 export { SpaceRegistry, SpaceEntry, checkSpaceName, DEFAULT_IDLE_MS, MAX_SPACE_NAME_LENGTH, type SpacePeer, type SpaceRegistryOptions } from './spaces.ts'
 export { SyncConnection, CloseCode, DEFAULT_MAX_MALFORMED, DEFAULT_MAX_BUFFERED_BYTES, type SyncConnectionOptions } from './sync-connection.ts'
 export { parseConfig, parsePort, isLoopbackHost, ConfigError, USAGE, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_DATA_DIR, type RelayConfig, type ParsedCommand } from './config.ts'

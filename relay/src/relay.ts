@@ -1,9 +1,12 @@
 /**
- * The relay server. `start()` opens the store, the space registry and the HTTP server (which upgrades
- * `/sync/<space>` to the y-websocket protocol); `stop()` undoes them in reverse order and leaves no handle open.
+ * The relay server. `start()` opens the lease ledger, the store, the space registry and the HTTP server; `stop()`
+ * undoes them in reverse order and leaves no handle open.
  *
- * Routes: `GET /health`, `GET /capabilities`, WebSocket upgrades on `/sync/<space>` (the space name URL-encoded as one path segment,
- * so `team#ai-only` is `/sync/team%23ai-only`). Everything else is a 404 with a JSON body.
+ * Routes: `GET /health`, `GET /capabilities`, the coordination hub's REST API (rest/hub-routes.ts) and the lease
+ * routes (rest/lease-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
+ * `/sync/<space>` (y-websocket; the space name URL-encoded as one path segment, so `team#ai-only` is
+ * `/sync/team%23ai-only`), `/leases` (the lease protocol) and `/ws/<entity>` (JSON events). Everything else is a
+ * 404 with a JSON body.
  */
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -12,14 +15,36 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { ChorusError, createGrantSigner, isChorusError, LeaseArbiter, systemClock, type Clock, type Store } from '@chorus/sync'
+import {
+  ChorusError,
+  createGrantSigner,
+  isChorusError,
+  LEASE_PATH,
+  LeaseArbiter,
+  MAX_LEASE_FRAME_BYTES,
+  RESTRICTED_CHANNELS,
+  ROOT,
+  systemClock,
+  type Clock,
+  type RestrictedChannel,
+  type Store,
+} from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
+import { Auth, checkSpaceAccess, type Caller } from './auth.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
+import { EventSocket } from './event-socket.ts'
+import { HostedSpaces } from './hosted-spaces.ts'
+import { LeaseConnection } from './lease-connection.ts'
+import { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
+import { LeaseService, RELAY_ORIGIN } from './lease-service.ts'
 import { silentLogger, type Logger } from './logger.ts'
+import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimit } from './rate-limit.ts'
 import { loadOrCreateRelayKey } from './relay-key.ts'
+import { addHubRoutes } from './rest/hub-routes.ts'
+import { DEFAULT_MAX_BODY_BYTES, Router, sendError, sendJson } from './rest/http.ts'
+import { addLeaseRoutes } from './rest/lease-routes.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
-import { SqliteTokenCounter, TOKEN_COUNTER_FILE } from './token-counter.ts'
 
 /** Largest WebSocket frame (one y-protocols message) the relay accepts; bigger ones close the socket with 1009. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -27,8 +52,13 @@ export const DEFAULT_PING_INTERVAL_MS = 30_000
 /** How long `stop()` waits for clients to complete the closing handshake before dropping them. */
 export const DEFAULT_CLOSE_GRACE_MS = 1_000
 export const STORE_FILE = 'chorus.sqlite'
+/** The space the coordination hub's routes act on when the path names none. */
+export const DEFAULT_SPACE = 'default'
+/** A hosted space (REST, `/ws`) stays loaded this long after its last use, so polling clients do not reload it. */
+export const DEFAULT_HOST_IDLE_MS = 5 * 60_000
 
 const SYNC_PREFIX = '/sync/'
+const SPACES_PREFIX = '/spaces/'
 
 /** The relay package's version, as reported by `/capabilities`. */
 export const RELAY_VERSION = readVersion()
@@ -38,9 +68,6 @@ function readVersion(): string {
   return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0'
 }
 
-/** Transaction origin of the relay's own writes to a document (`meta.relayKey`). */
-const RELAY_ORIGIN = Symbol('chorus-relay')
-
 /** What `GET /capabilities` returns: enough for a client to pick a protocol and verify grants (L7). */
 export interface RelayCapabilities {
   name: 'chorus-relay'
@@ -48,7 +75,10 @@ export interface RelayCapabilities {
   protocols: string[]
   /** The relay's Ed25519 public key (base64url), the one grants are signed with. */
   relayKey: string
-  limits: { maxFrameBytes: number }
+  /** Whether requests must carry a bearer token. */
+  auth: 'none' | 'bearer'
+  defaultSpace: string
+  limits: { maxFrameBytes: number; maxBodyBytes: number; maxLeaseFrameBytes: number; rateLimit: RateLimit }
 }
 
 export interface RelayOptions {
@@ -62,8 +92,18 @@ export interface RelayOptions {
   dataDir?: string
   /** Use this store instead of opening one in `dataDir`; the relay does not close it. */
   store?: Store
-  /** Required to listen on a non-loopback host: there is no authentication yet. */
+  /** Listen on a non-loopback host without `auth` (anyone who can reach it may read and write every space). */
   insecure?: boolean
+  /** Bearer tokens; without them the relay is open (and refuses non-loopback hosts unless `insecure`). */
+  auth?: Auth
+  /** The space the hub's REST routes use when the path names none (default `default`). */
+  defaultSpace?: string
+  /** Largest REST request body in bytes (default 1 MiB). */
+  maxBodyBytes?: number
+  /** Requests per second (and burst) allowed per connection, and per client address on REST. */
+  rateLimit?: RateLimit
+  /** Keep a space the REST API or a `/ws` stream used loaded this long after its last use (default 5 min). */
+  hostIdleMs?: number
   /** Unload a space this long after its last connection left (default 30 s). */
   idleMs?: number
   /** Largest accepted frame in bytes (default 16 MiB). */
@@ -96,8 +136,10 @@ interface Running {
   ownsStore: boolean
   heartbeat: ReturnType<typeof setInterval>
   url: string
-  tokens: SqliteTokenCounter
-  arbiter: LeaseArbiter
+  ledger: SqliteLeaseLedger
+  leases: LeaseService
+  hosted: HostedSpaces
+  router: Router
 }
 
 const positiveInteger = (name: string, value: number): number => {
@@ -115,6 +157,15 @@ export class Relay {
   private readonly maxFrameBytes: number
   private readonly pingIntervalMs: number
   private readonly connections = new Set<SyncConnection>()
+  private readonly leaseConnections = new Set<LeaseConnection>()
+  private readonly eventSockets = new Set<EventSocket>()
+  private readonly auth: Auth
+  private readonly defaultSpace: string
+  private readonly maxBodyBytes: number
+  private readonly rateLimit: RateLimit
+  private readonly clock: Clock
+  /** REST rate limits per client address (a map that is pruned when it grows). */
+  private readonly restLimiters = new Map<string, RateLimiter>()
   /** Upgrade requests waiting for their space to load. */
   private readonly pending = new Set<Duplex>()
   private running: Running | undefined
@@ -129,9 +180,18 @@ export class Relay {
     if (!(Number.isInteger(this.port) && this.port >= 0 && this.port <= 65535)) {
       throw new ChorusError('invalid_input', `port must be an integer from 0 to 65535, got ${this.port}`)
     }
-    if (!isLoopbackHost(this.host) && options.insecure !== true) {
-      throw new ChorusError('forbidden', `refusing to listen on non-loopback host ${this.host} without insecure: true`)
+    this.auth = options.auth ?? new Auth(undefined)
+    if (!isLoopbackHost(this.host) && options.insecure !== true && !this.auth.required) {
+      throw new ChorusError('forbidden', `refusing to listen on non-loopback host ${this.host} without auth tokens or insecure: true`)
     }
+    this.defaultSpace = options.defaultSpace ?? DEFAULT_SPACE
+    const invalidDefault = checkSpaceName(this.defaultSpace)
+    if (invalidDefault !== null || this.defaultSpace.includes('#')) throw new ChorusError('invalid_input', `defaultSpace: ${invalidDefault ?? 'must not contain #'}`)
+    this.maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)
+    this.rateLimit = options.rateLimit ?? DEFAULT_RATE_LIMIT
+    positiveInteger('rateLimit.burst', this.rateLimit.burst)
+    if (!(this.rateLimit.ratePerSecond > 0)) throw new ChorusError('invalid_input', 'rateLimit.ratePerSecond must be positive')
+    this.clock = options.clock ?? systemClock
     this.maxFrameBytes = positiveInteger('maxFrameBytes', options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
     positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)
     positiveInteger('maxMalformed', options.maxMalformed ?? DEFAULT_MAX_MALFORMED)
@@ -144,21 +204,29 @@ export class Relay {
   }
 
   /**
-   * The lease arbiter, signing with the relay's key and drawing tokens from the durable counter. Only in-process
-   * for now: no network protocol reaches it yet. Throws `closed` when the relay is not running.
+   * The relay's leases (arbiter, lease_lost delivery, the `leases` mirror), as the network protocols use them.
+   * Throws `closed` when the relay is not running.
    */
-  get arbiter(): LeaseArbiter {
+  get leases(): LeaseService {
     if (this.running === undefined) throw new ChorusError('closed', 'the relay is not running')
-    return this.running.arbiter
+    return this.running.leases
   }
 
   /** The relay's Ed25519 public key (base64url) once started. */
   get publicKey(): string | undefined {
-    return this.running?.arbiter.publicKey
+    return this.running?.leases.publicKey
   }
 
   private capabilities(publicKey: string): RelayCapabilities {
-    return { name: 'chorus-relay', version: RELAY_VERSION, protocols: ['y-websocket'], relayKey: publicKey, limits: { maxFrameBytes: this.maxFrameBytes } }
+    return {
+      name: 'chorus-relay',
+      version: RELAY_VERSION,
+      protocols: ['y-websocket', 'chorus-leases-v1', 'chorus-hub-rest-v1', 'chorus-events-v1'],
+      relayKey: publicKey,
+      auth: this.auth.required ? 'bearer' : 'none',
+      defaultSpace: this.defaultSpace,
+      limits: { maxFrameBytes: this.maxFrameBytes, maxBodyBytes: this.maxBodyBytes, maxLeaseFrameBytes: MAX_LEASE_FRAME_BYTES, rateLimit: { ...this.rateLimit } },
+    }
   }
 
   health(): RelayHealth {
@@ -181,22 +249,39 @@ export class Relay {
     const dataDir = this.options.dataDir ?? DEFAULT_DATA_DIR
     // Key first: a corrupt key file fails the start before anything is opened.
     const key = loadOrCreateRelayKey(dataDir)
-    const tokens = new SqliteTokenCounter(join(dataDir, TOKEN_COUNTER_FILE))
-    const arbiter = new LeaseArbiter({ signer: createGrantSigner(key.secretKey), clock: this.options.clock ?? systemClock, tokens })
+    const ledger = new SqliteLeaseLedger(join(dataDir, LEASE_LEDGER_FILE))
+    let arbiter: LeaseArbiter
     const ownsStore = this.options.store === undefined
     let store: Store
     try {
+      arbiter = new LeaseArbiter({ signer: createGrantSigner(key.secretKey), clock: this.clock, ledger })
       store = this.options.store ?? new SqliteStore(join(dataDir, STORE_FILE))
     } catch (e) {
-      tokens.close()
+      ledger.close()
       throw e
     }
+    let leases: LeaseService | undefined
     const registry = new SpaceRegistry({
       store,
       logger: this.logger,
       ...(this.options.idleMs === undefined ? {} : { idleMs: this.options.idleMs }),
-      onLoad: (entry) => this.claimSpace(entry, key.publicKey),
+      onLoad: (entry) => {
+        this.claimSpace(entry, key.publicKey)
+        if (!entry.name.includes('#')) leases?.reconcile(entry.name, entry.doc)
+      },
     })
+    leases = new LeaseService({ arbiter, clock: this.clock, loadedDoc: (name) => registry.loaded(name)?.doc, logger: this.logger })
+    const hosted = new HostedSpaces({
+      registry,
+      clock: this.clock,
+      leases: leases.client(),
+      idleMs: this.options.hostIdleMs ?? DEFAULT_HOST_IDLE_MS,
+      logger: this.logger,
+    })
+    const router = new Router({ maxBodyBytes: this.maxBodyBytes })
+    addLeaseRoutes(router, { leases, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
+    router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey))
+    addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false })
     const server = createServer(this.onRequest)
     server.on('upgrade', this.onUpgrade)
@@ -204,19 +289,23 @@ export class Relay {
       server.listen(this.port, this.host)
       await once(server, 'listening')
     } catch (e) {
+      leases.close()
+      await hosted.close()
       await registry.close()
       if (ownsStore) await store.close()
-      tokens.close()
+      ledger.close()
       throw e
     }
     const { port } = server.address() as AddressInfo
     const host = this.host.includes(':') ? `[${this.host}]` : this.host
     const heartbeat = setInterval(() => {
       for (const connection of this.connections) connection.heartbeat()
+      for (const connection of this.leaseConnections) connection.heartbeat()
+      for (const socket of this.eventSockets) socket.heartbeat()
     }, this.pingIntervalMs)
     heartbeat.unref()
     const url = `http://${host}:${port}`
-    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, tokens, arbiter }
+    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, router }
     this.logger.info('listening', { url })
     return { url }
   }
@@ -225,7 +314,7 @@ export class Relay {
     await this.starting?.catch(() => undefined)
     const running = this.running
     if (running === undefined) return
-    const { server, wss, registry, store, ownsStore, heartbeat, tokens } = running
+    const { server, wss, registry, store, ownsStore, heartbeat, ledger, leases, hosted } = running
     clearInterval(heartbeat)
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
@@ -233,9 +322,11 @@ export class Relay {
     this.pending.clear()
     await this.closeSockets([...wss.clients])
     await new Promise<void>((resolve) => wss.close(() => resolve()))
+    leases.close()
+    await hosted.close()
     await registry.close()
     if (ownsStore) await store.close()
-    tokens.close()
+    ledger.close()
     await serverClosed
     this.running = undefined
     this.logger.info('stopped')
@@ -268,6 +359,8 @@ export class Relay {
       ws.readyState === ws.CLOSED ? Promise.resolve() : new Promise<void>((resolve) => ws.once('close', () => resolve())),
     )
     for (const connection of [...this.connections]) connection.close(CloseCode.goingAway, 'relay shutting down')
+    for (const connection of [...this.leaseConnections]) connection.close(CloseCode.goingAway, 'relay shutting down')
+    for (const socket of [...this.eventSockets]) socket.close(CloseCode.goingAway, 'relay shutting down')
     for (const ws of sockets) if (ws.readyState === ws.OPEN) ws.close(CloseCode.goingAway, 'relay shutting down')
     const grace = setTimeout(() => {
       for (const ws of sockets) ws.terminate()
@@ -280,40 +373,53 @@ export class Relay {
   }
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    // No route reads a body yet: discard it rather than buffer it.
-    req.resume()
+    const running = this.running
     const path = pathOf(req)
-    if (path === '/health') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not allowed on /health` }, { allow: 'GET, HEAD' })
-        return
-      }
-      sendJson(res, 200, this.health())
+    if (path === undefined || running === undefined) {
+      req.resume()
+      sendJson(res, path === undefined ? 400 : 503, path === undefined ? { error: 'invalid_input', message: 'bad request URL' } : { error: 'unavailable', message: 'the relay is stopping' })
       return
     }
-    if (path === '/capabilities') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not allowed on /capabilities` }, { allow: 'GET, HEAD' })
-        return
-      }
-      const publicKey = this.publicKey
-      if (publicKey === undefined) {
-        sendJson(res, 503, { error: 'unavailable', message: 'the relay is stopping' })
-        return
-      }
-      sendJson(res, 200, this.capabilities(publicKey))
-      return
-    }
-    if (path?.startsWith(SYNC_PREFIX) === true) {
-      const space = spaceOf(path)
-      if (space.error !== undefined) {
+    if (path.startsWith(SYNC_PREFIX) || path === LEASE_PATH || isEventPath(path)) {
+      req.resume()
+      const space = path.startsWith(SYNC_PREFIX) ? spaceOf(path) : undefined
+      if (space?.error !== undefined) {
         sendJson(res, 400, { error: 'invalid_input', message: space.error })
         return
       }
-      sendJson(res, 426, { error: 'upgrade_required', message: 'connect with a WebSocket (y-websocket protocol)' }, { upgrade: 'websocket' })
+      sendJson(res, 426, { error: 'upgrade_required', message: `connect to ${path} with a WebSocket` }, { upgrade: 'websocket' })
       return
     }
-    sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path ?? req.url ?? ''}` })
+    const route = running.router.match(req.method ?? 'GET', path)
+    if (route === undefined) {
+      req.resume()
+      sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path}` })
+      return
+    }
+    if ('allow' in route) {
+      req.resume()
+      sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method ?? ''} is not allowed on ${path}` }, { allow: route.allow.join(', ') })
+      return
+    }
+    // Health and capabilities stay reachable for monitors whatever the load.
+    if (path !== '/health' && path !== '/capabilities' && !this.restLimiter(req).take()) {
+      req.resume()
+      sendJson(res, 429, { error: 'rate_limited', message: 'too many requests from this address; slow down' }, { 'retry-after': '1' })
+      return
+    }
+    void running.router.run(route.handler, route.params, req, res, new URL(req.url ?? '/', 'http://relay'))
+  }
+
+  private restLimiter(req: IncomingMessage): RateLimiter {
+    const address = req.socket.remoteAddress ?? 'unknown'
+    let limiter = this.restLimiters.get(address)
+    if (limiter === undefined) {
+      // Full buckets are the same as new ones: forgetting them all now and then bounds the map.
+      if (this.restLimiters.size > 10_000) this.restLimiters.clear()
+      limiter = new RateLimiter(this.rateLimit, this.clock)
+      this.restLimiters.set(address, limiter)
+    }
+    return limiter
   }
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -330,20 +436,47 @@ export class Relay {
       return
     }
     const path = pathOf(req)
+    let caller: Caller
+    try {
+      caller = this.auth.caller(req)
+    } catch (e) {
+      rejectUpgrade(socket, 401, { error: 'unauthorized', message: e instanceof Error ? e.message : 'unauthorized' })
+      return
+    }
+    const accept = (attach: (ws: WebSocket) => void): void => {
+      socket.off('error', onError)
+      running.wss.handleUpgrade(req, socket, head, attach)
+    }
+    /** Accept, then close with a 44xx code: the stock client takes 4400-4499 as final and stops reconnecting. */
+    const refuse = (code: number, reason: string): void =>
+      accept((ws) => {
+        ws.on('error', () => undefined)
+        ws.close(code, reason)
+      })
+
+    if (path === LEASE_PATH) {
+      accept((ws) => this.attachLeases(ws, caller, running))
+      return
+    }
+    const event = path === undefined ? undefined : eventTarget(path, this.defaultSpace)
+    if (event !== undefined) {
+      if (event.error !== undefined) return refuse(CloseCode.badRequest, event.error)
+      await this.attachEvents(req, socket, head, onError, caller, event, running)
+      return
+    }
     if (path?.startsWith(SYNC_PREFIX) !== true) {
-      rejectUpgrade(socket, 404, { error: 'not_found', message: `no WebSocket endpoint at ${path ?? req.url ?? ''}; use /sync/<space>` })
+      rejectUpgrade(socket, 404, { error: 'not_found', message: `no WebSocket endpoint at ${path ?? req.url ?? ''}; use /sync/<space>, ${LEASE_PATH} or /ws/<entity>` })
       return
     }
     const space = spaceOf(path)
-    if (space.error !== undefined) {
-      // Accept, then close with 4400: the stock client takes 4400-4499 as final and stops reconnecting.
-      const reason = space.error
-      socket.off('error', onError)
-      running.wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.on('error', () => undefined)
-        ws.close(CloseCode.badRequest, reason)
-      })
-      return
+    if (space.error !== undefined) return refuse(CloseCode.badRequest, space.error)
+    try {
+      checkSpaceAccess(caller, space.name)
+      await this.checkRestrictedAccess(caller, space.name, req, running)
+    } catch (e) {
+      // Unknown participant: maybe its join has not reached the relay yet, so the client may retry (1008).
+      if (isChorusError(e, 'not_found')) return refuse(CloseCode.policyViolation, e.message)
+      return refuse(CloseCode.forbidden, e instanceof Error ? e.message : 'forbidden')
     }
 
     this.pending.add(socket)
@@ -362,19 +495,102 @@ export class Relay {
       socket.destroy()
       return
     }
-    socket.off('error', onError)
     let attached = false
     // Synchronous here (no verifyClient): when it returns without calling back, ws refused the handshake.
-    running.wss.handleUpgrade(req, socket, head, (ws) => {
+    accept((ws) => {
       attached = true
       this.attach(ws, entry, running.registry)
     })
     if (!attached) running.registry.release(entry)
   }
 
+  /**
+   * A restricted-channel document (`team#ai-only`) goes only to participants of its kind (DESIGN.md). With tokens
+   * the kind is the token's; in open mode the client names itself with `?participant=<id>` and the kind is the
+   * one that participant registered with in the space.
+   */
+  private async checkRestrictedAccess(caller: Caller, name: string, req: IncomingMessage, running: Running): Promise<void> {
+    const channel = name.split('#')[1] as RestrictedChannel | undefined
+    if (channel === undefined) return
+    const kind = RESTRICTED_CHANNELS[channel] as string | undefined
+    if (kind === undefined) throw new ChorusError('forbidden', `unknown restricted channel document ${name}`)
+    if (!caller.open) {
+      if (caller.identity.kind !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; this token is ${caller.identity.kind}`)
+      return
+    }
+    const participant = new URL(req.url ?? '/', 'http://relay').searchParams.get('participant')
+    if (participant === null) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; name yourself with ?participant=<id>`)
+    const main = await running.registry.acquire(name.split('#')[0] as string)
+    try {
+      const record = main.doc.getMap<{ get(k: string): unknown }>(ROOT.participants).get(participant)
+      if (record === undefined) throw new ChorusError('not_found', `${participant} has not joined ${main.name}; join, then connect to ${channel}`)
+      const registered = record.get('kind')
+      if (registered !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; ${participant} is ${String(registered ?? 'not a participant')}`)
+    } finally {
+      running.registry.release(main)
+    }
+  }
+
+  private attachLeases(ws: WebSocket, caller: Caller, running: Running): void {
+    const connection = new LeaseConnection(ws, {
+      caller,
+      leases: running.leases,
+      logger: this.logger,
+      maxMalformed: this.options.maxMalformed ?? DEFAULT_MAX_MALFORMED,
+      limiter: new RateLimiter(this.rateLimit, this.clock),
+      maxFrameBytes: MAX_LEASE_FRAME_BYTES,
+      onClose: (c) => this.leaseConnections.delete(c),
+    })
+    if (!connection.closed) this.leaseConnections.add(connection)
+  }
+
+  private async attachEvents(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    onError: () => void,
+    caller: Caller,
+    target: { space: string; entity: string },
+    running: Running,
+  ): Promise<void> {
+    this.pending.add(socket)
+    let hosted: Awaited<ReturnType<HostedSpaces['use']>>
+    try {
+      checkSpaceAccess(caller, target.space)
+      hosted = await running.hosted.use(target.space)
+    } catch (e) {
+      this.pending.delete(socket)
+      const status = isChorusError(e, 'forbidden') ? 403 : isChorusError(e, 'invalid_input') ? 400 : 503
+      rejectUpgrade(socket, status, { error: isChorusError(e) ? e.code : 'unavailable', message: e instanceof Error ? e.message : 'unavailable' })
+      return
+    }
+    this.pending.delete(socket)
+    if (this.stopping !== undefined || socket.destroyed) {
+      hosted.release()
+      socket.destroy()
+      return
+    }
+    socket.off('error', onError)
+    let attached = false
+    running.wss.handleUpgrade(req, socket, head, (ws) => {
+      attached = true
+      const events = new EventSocket(ws, {
+        hosted,
+        entity: target.entity,
+        caller,
+        logger: this.logger,
+        limiter: new RateLimiter(this.rateLimit, this.clock),
+        onClose: (s) => this.eventSockets.delete(s),
+      })
+      if (!events.closed) this.eventSockets.add(events)
+    })
+    if (!attached) hosted.release()
+  }
+
   private attach(ws: WebSocket, entry: SpaceEntry, registry: SpaceRegistry): void {
     const connection = new SyncConnection(ws, entry, {
       logger: this.logger,
+      limiter: new RateLimiter(this.rateLimit, this.clock),
       ...(this.options.maxMalformed === undefined ? {} : { maxMalformed: this.options.maxMalformed }),
       ...(this.options.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: this.options.maxBufferedBytes }),
       onClose: (c) => {
@@ -406,17 +622,6 @@ function spaceOf(path: string): { name: string; error?: undefined } | { name?: u
   return error === null ? { name } : { error }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  })
-  res.end(text)
-}
-
 /** Answer an upgrade request with a plain HTTP error and drop the socket. */
 function rejectUpgrade(socket: Duplex, status: number, body: { error: string; message: string }): void {
   if (!socket.writable) {
@@ -424,9 +629,40 @@ function rejectUpgrade(socket: Duplex, status: number, body: { error: string; me
     return
   }
   const text = JSON.stringify(body)
-  const reason = status === 404 ? 'Not Found' : status === 503 ? 'Service Unavailable' : 'Bad Request'
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error'
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   )
+}
+
+/** `/ws/<entity>` (default space) or `/spaces/<space>/ws/<entity>`. */
+function isEventPath(path: string): boolean {
+  return path.startsWith('/ws/') || (path.startsWith(SPACES_PREFIX) && path.split('/')[3] === 'ws')
+}
+
+function eventTarget(path: string, defaultSpace: string): { space: string; entity: string; error?: undefined } | { error: string } | undefined {
+  const parts = path.split('/').slice(1)
+  let space: string
+  let entity: string | undefined
+  if (parts[0] === 'ws' && parts.length === 2) {
+    space = defaultSpace
+    entity = parts[1]
+  } else if (parts[0] === 'spaces' && parts[2] === 'ws' && parts.length === 4) {
+    try {
+      space = decodeURIComponent(parts[1] as string)
+    } catch {
+      return { error: 'invalid space name: bad percent-encoding' }
+    }
+    entity = parts[3]
+  } else return undefined
+  const invalid = checkSpaceName(space)
+  if (invalid !== null || space.includes('#')) return { error: invalid ?? 'events are streamed per space, not per restricted document' }
+  try {
+    entity = decodeURIComponent(entity ?? '')
+  } catch {
+    return { error: 'invalid entity id: bad percent-encoding' }
+  }
+  if (entity === '') return { error: 'name the entity: /ws/<entity_id>' }
+  return { space, entity }
 }

@@ -168,6 +168,11 @@ export class SpaceRegistry {
     return this.slots.get(name)?.entry !== undefined
   }
 
+  /** The space `name` if it is loaded and ready, without holding it. */
+  loaded(name: string): SpaceEntry | undefined {
+    return this.slots.get(name)?.entry
+  }
+
   /**
    * The loaded space `name`, loading it from the store if needed. The caller holds it (it stays loaded) until it
    * calls `release`. Throws `invalid_input` for a bad name, `closed` after `close()`, and what the store throws.

@@ -25,6 +25,7 @@ import {
   type AwarenessEntry,
 } from '@chorus/sync'
 import { silentLogger, type Logger } from './logger.ts'
+import type { RateLimiter } from './rate-limit.ts'
 import type { SpaceEntry, SpacePeer } from './spaces.ts'
 
 export const DEFAULT_MAX_MALFORMED = 10
@@ -35,14 +36,21 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 export const CloseCode = {
   goingAway: 1001,
   unsupportedData: 1003,
+  policyViolation: 1008,
   tooLarge: 1009,
   internalError: 1011,
   tryAgainLater: 1013,
   badRequest: 4400,
+  forbidden: 4403,
 } as const
 
 export interface SyncConnectionOptions {
   maxMalformed?: number
+  /**
+   * A connection sending faster than this is closed with 1013 (try again later). Nothing is lost: the client
+   * keeps its updates and resyncs them when it reconnects after its backoff.
+   */
+  limiter?: RateLimiter
   maxBufferedBytes?: number
   logger?: Logger
   /** Called once when the connection is gone (closed by either side); the space has already forgotten it. */
@@ -79,6 +87,7 @@ export class SyncConnection implements SpacePeer {
   private readonly maxBufferedBytes: number
   private readonly logger: Logger
   private readonly onClosed: ((connection: SyncConnection) => void) | undefined
+  private readonly limiter: RateLimiter | undefined
   private malformedCount = 0
   private alive = true
   private gone = false
@@ -90,6 +99,7 @@ export class SyncConnection implements SpacePeer {
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES
     this.logger = options.logger ?? silentLogger
     this.onClosed = options.onClose
+    this.limiter = options.limiter
     socket.on('message', this.onMessage)
     socket.on('pong', this.onPong)
     socket.on('close', this.onSocketClose)
@@ -150,6 +160,11 @@ export class SyncConnection implements SpacePeer {
   private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
     if (this.gone) return
     this.alive = true
+    if (this.limiter !== undefined && !this.limiter.take()) {
+      this.logger.warn('closing a connection over the rate limit', { space: this.space.name })
+      this.close(CloseCode.tryAgainLater, 'rate limit exceeded; reconnect later')
+      return
+    }
     try {
       if (!isBinary) throw new ChorusError('corrupt', 'text frame: y-protocols messages are binary')
       this.receive(toBytes(data))

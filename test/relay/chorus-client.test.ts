@@ -37,11 +37,13 @@ describe('Chorus clients through the relay', () => {
     const { url } = await relay.start()
     const open = async (): Promise<{ space: Space; connection: SpaceConnection }> => {
       const space = new Space({ id: 'crew' })
-      const connection = await connectSpace(space, (d) => new WebSocketTransport({ url: syncUrl(url, d.name) }))
+      // An open relay serves `crew#ai-only` only to a replica acting for an ai participant.
+      const connection = await connectSpace(space, (d) => new WebSocketTransport({ url: syncUrl(url, d.name, { participant: 'ada' }), backoffBaseMs: 20 }))
       return { space, connection }
     }
     const a = await open()
     const b = await open()
+    // Until ada's join reaches the relay, the ai-only documents are refused with 1008 and retried.
     a.space.join({ id: 'ada', name: 'Ada', kind: 'ai' })
     a.space.messages.send({ from: 'ada', content: 'for machines only', channel: 'ai-only' })
     a.space.messages.send({ from: 'ada', content: 'hello all' })

@@ -38,7 +38,7 @@ export function nextEvent<T extends unknown[]>(
 export interface Fixture {
   dir: string
   startRelay(options?: RelayOptions): Promise<{ relay: Relay; url: string }>
-  provider(url: string, space: string, doc?: Y.Doc): WebsocketProvider
+  provider(url: string, space: string, doc?: Y.Doc, params?: Record<string, string>): WebsocketProvider
   raw(url: string, path: string, options?: ClientOptions): WsClient
   teardown(): Promise<void>
 }
@@ -56,9 +56,9 @@ export function fixture(): Fixture {
       const { url } = await relay.start()
       return { relay, url }
     },
-    provider(url, space, doc = new Y.Doc()) {
+    provider(url, space, doc = new Y.Doc(), params = {}) {
       // disableBc: providers in one process would otherwise sync over BroadcastChannel, bypassing the relay.
-      const p = new WebsocketProvider(`${wsUrl(url)}/sync`, space, doc, { disableBc: true })
+      const p = new WebsocketProvider(`${wsUrl(url)}/sync`, space, doc, { disableBc: true, params })
       providers.push(p)
       return p
     },

@@ -66,10 +66,15 @@ describe('relay with stock y-websocket providers', () => {
   it('keeps spaces apart, including restricted-channel documents like team#ai-only', async () => {
     const { url } = await f.startRelay()
     const team = f.provider(url, 'team')
+    await synced(team)
+    // An open relay serves team#ai-only to a client naming an ai participant of team (`?participant=`).
+    const bot = new Y.Map<unknown>()
+    team.doc.getMap('participants').set('bot', bot)
+    bot.set('kind', 'ai')
     // The stock client puts the room name into the URL as is, so `#` has to be encoded by the caller.
-    const aiOnly = f.provider(url, encodeURIComponent('team#ai-only'))
-    const aiOnly2 = f.provider(url, encodeURIComponent('team#ai-only'))
-    await Promise.all([synced(team), synced(aiOnly), synced(aiOnly2)])
+    const aiOnly = f.provider(url, encodeURIComponent('team#ai-only'), new Y.Doc(), { participant: 'bot' })
+    const aiOnly2 = f.provider(url, encodeURIComponent('team#ai-only'), new Y.Doc(), { participant: 'bot' })
+    await Promise.all([synced(aiOnly), synced(aiOnly2)])
     aiOnly.doc.getMap('state').set('secret', 1)
     await until(() => aiOnly2.doc.getMap('state').get('secret') === 1, 'the other ai-only replica sees it')
     expect(team.doc.getMap('state').has('secret')).toBe(false)

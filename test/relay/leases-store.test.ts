@@ -50,25 +50,27 @@ describe('relay lease arbiter', () => {
     const first = await f.startRelay({ clock })
     const tokens: number[] = []
     for (let i = 0; i < 3; i++) {
-      const grant = first.relay.arbiter.acquire(request('alice'))
+      const grant = first.relay.leases.acquire(request('alice'))
       tokens.push(grant.token)
-      expect(first.relay.arbiter.release(grant)).toBe(true)
+      expect(first.relay.leases.release(grant)).toBe(true)
     }
-    const other = first.relay.arbiter.acquire(request('bob', 'task:t-2'))
+    const other = first.relay.leases.acquire(request('bob', 'task:t-2'))
     expect(tokens).toEqual([1, 2, 3])
     expect(other.token).toBe(1) // per key: another key has its own sequence
     await first.relay.stop()
 
     const second = await f.startRelay({ clock })
-    // The new relay does not know the old grants (they are lost, L6), but it never reuses their tokens.
-    const after = second.relay.arbiter.acquire(request('carol'))
+    // The restarted relay never reuses a token, and still knows that bob holds task:t-2 (L1 across restarts).
+    const after = second.relay.leases.acquire(request('carol'))
     expect(after.token).toBe(4)
-    expect(second.relay.arbiter.acquire(request('carol', 'task:t-2')).token).toBe(2)
+    expect(() => second.relay.leases.acquire(request('carol', 'task:t-2'))).toThrow(/held by bob/)
+    clock.advance(1_000)
+    expect(second.relay.leases.acquire(request('carol', 'task:t-2')).token).toBe(2)
   })
 
-  it('L7: a grant from relay.arbiter verifies against the relay public key', async () => {
+  it('L7: a grant from the relay verifies against the relay public key', async () => {
     const { relay } = await f.startRelay({ clock: new ManualClock() })
-    const grant = relay.arbiter.acquire(request('alice'))
+    const grant = relay.leases.acquire(request('alice'))
     const publicKey = relay.publicKey ?? ''
     const verify = createGrantVerifier(publicKey)
     expect(verify(grant)).toBe(true)
@@ -79,22 +81,24 @@ describe('relay lease arbiter', () => {
   it('is unavailable once the relay has stopped', async () => {
     const { relay } = await f.startRelay()
     await relay.stop()
-    expect(() => relay.arbiter).toThrow(/not running/)
+    expect(() => relay.leases).toThrow(/not running/)
   })
 })
 
 describe('relay key distribution', () => {
   it('GET /capabilities names the relay, its protocols, its key and its limits', async () => {
-    const { relay, url } = await f.startRelay({ maxFrameBytes: 64 * 1024 })
+    const { relay, url } = await f.startRelay({ maxFrameBytes: 64 * 1024, maxBodyBytes: 4096, rateLimit: { ratePerSecond: 50, burst: 100 } })
     const res = await fetch(`${url}/capabilities`)
     expect(res.status).toBe(200)
     const body = (await res.json()) as RelayCapabilities
     expect(body).toEqual({
       name: 'chorus-relay',
       version: RELAY_VERSION,
-      protocols: ['y-websocket'],
+      protocols: ['y-websocket', 'chorus-leases-v1', 'chorus-hub-rest-v1', 'chorus-events-v1'],
       relayKey: relay.publicKey,
-      limits: { maxFrameBytes: 64 * 1024 },
+      auth: 'none',
+      defaultSpace: 'default',
+      limits: { maxFrameBytes: 64 * 1024, maxBodyBytes: 4096, maxLeaseFrameBytes: 16 * 1024, rateLimit: { ratePerSecond: 50, burst: 100 } },
     })
     expect(RELAY_VERSION).toMatch(/^\d+\.\d+\.\d+/)
     expect((await fetch(`${url}/capabilities`, { method: 'POST' })).status).toBe(405)
@@ -106,7 +110,10 @@ describe('relay key distribution', () => {
     await synced(provider)
     await until(() => provider.doc.getMap('meta').get('relayKey') === relay.publicKey, 'the provider sees meta.relayKey')
     // A restricted-channel document is not a space: it gets no key.
-    const channel = f.provider(url, encodeURIComponent('team#ai-only'))
+    const bot = new Y.Map<unknown>()
+    provider.doc.getMap('participants').set('bot', bot)
+    bot.set('kind', 'ai')
+    const channel = f.provider(url, encodeURIComponent('team#ai-only'), new Y.Doc(), { participant: 'bot' })
     await synced(channel)
     expect(channel.doc.getMap('meta').get('relayKey')).toBeUndefined()
   })

@@ -44,6 +44,7 @@ export class SpaceCore {
     leases?: LeaseClient
     verifyGrant?: (grant: LeaseGrant) => boolean
     random?: () => number
+    restricted?: Partial<Record<RestrictedChannel, Y.Doc>>
   }) {
     this.random = options.random ?? Math.random
     this.id = options.id
@@ -63,7 +64,7 @@ export class SpaceCore {
     const restricted = new Map<RestrictedChannel, Y.Doc>()
     const logs = new Map<string, JsonLog>([['main', new JsonLog(d.getText(ROOT.messages))]])
     for (const channel of Object.keys(RESTRICTED_CHANNELS) as RestrictedChannel[]) {
-      const sub = new Y.Doc({ guid: `${this.id}#${channel}` })
+      const sub = options.restricted?.[channel] ?? new Y.Doc({ guid: `${this.id}#${channel}` })
       restricted.set(channel, sub)
       logs.set(channel, new JsonLog(sub.getText(ROOT.messages)))
     }

@@ -10,6 +10,8 @@ export type ChorusErrorCode =
   | 'locked' // held by another participant
   | 'conflict' // e.g. a task already claimed or completed
   | 'forbidden' // the participant may not do this
+  | 'unauthorized' // no credentials, or unknown ones, where the relay requires them
+  | 'rate_limited' // too many requests from one connection or client
   | 'closed' // the proposal is no longer open
   | 'lease_unavailable' // no arbiter reachable (L10)
   | 'lease_lost' // a lease expired or was revoked (L6)

@@ -36,10 +36,13 @@ export class Presence {
   private readonly core: SpaceCore
   private readonly clock: Clock
   private readonly idleAfter: number
+  /** An awareness passed in belongs to the caller (e.g. a relay's, shared with its connections). */
+  private readonly ownsAwareness: boolean
 
   constructor(core: SpaceCore, options: { awareness?: Awareness; idleAfterMs?: number } = {}) {
     this.core = core
     this.clock = core.clock
+    this.ownsAwareness = options.awareness === undefined
     this.awareness = options.awareness ?? new Awareness(core.doc)
     this.idleAfter = options.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS
   }
@@ -53,7 +56,7 @@ export class Presence {
     const entry: LocalEntry = { active: this.clock.now() }
     const t = task ?? prev?.task
     if (t !== undefined) entry.task = t
-    this.awareness.setLocalStateField(FIELD, { ...local, [participant]: entry })
+    this.awareness.setLocalState({ ...this.awareness.getLocalState(), [FIELD]: { ...local, [participant]: entry } })
   }
 
   /** Stops announcing a participant from this replica. */
@@ -95,8 +98,10 @@ export class Presence {
     return [...ids].sort()
   }
 
+  /** Stops announcing; destroys the awareness only if this object created it. */
   destroy(): void {
-    this.awareness.destroy()
+    if (this.ownsAwareness) this.awareness.destroy()
+    else if (Object.keys(this.localEntries()).length > 0) this.awareness.setLocalState(null)
   }
 
   private localEntries(): Record<string, LocalEntry> {

@@ -11,7 +11,7 @@ import { Presence } from './presence.ts'
 import { Proposals } from './proposals.ts'
 import { activityReport } from './report.ts'
 import { Resources } from './resources.ts'
-import { SCHEMA_VERSION, type LeaseGrant, type Message, type Participant, type Proposal, type Resource, type Task } from './schema.ts'
+import { SCHEMA_VERSION, type LeaseGrant, type RestrictedChannel, type Message, type Participant, type Proposal, type Resource, type Task } from './schema.ts'
 import { SharedState } from './state.ts'
 import { Tasks } from './tasks.ts'
 import { checkId } from './validate.ts'
@@ -35,6 +35,8 @@ export interface SpaceOptions {
   random?: () => number
   /** Presence turns from online to idle after this long without activity (default 5 min). */
   idleAfterMs?: number
+  /** Existing documents for the restricted channels (`<id>#ai-only`, `<id>#human-only`); new ones otherwise. */
+  restricted?: Partial<Record<RestrictedChannel, Y.Doc>>
 }
 
 /** One named document of a space, for persistence and transports. */
@@ -87,6 +89,7 @@ export class Space {
       ...(options.leases === undefined ? {} : { leases: options.leases }),
       ...(options.verifyGrant === undefined ? {} : { verifyGrant: options.verifyGrant }),
       ...(options.random === undefined ? {} : { random: options.random }),
+      ...(options.restricted === undefined ? {} : { restricted: options.restricted }),
     })
     this.core = core
     this.id = id

@@ -4,41 +4,61 @@ import type { GrantSigner } from '../grants.ts'
 import { checkLeaseDuration, type LeaseRequest } from '../lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 
-/** Durable per-key token counters (L2): `next` must persist the token before returning it. */
-export interface TokenCounter {
-  next(space: string, key: string): number
-}
-
-export class MemoryTokenCounter implements TokenCounter {
-  private readonly last = new Map<string, number>()
-  next(space: string, key: string): number {
-    const k = `${space}\u0000${key}`
-    const t = (this.last.get(k) ?? 0) + 1
-    this.last.set(k, t)
-    return t
-  }
-}
-
-interface Live {
+/** A grant the arbiter considers live, with its expiry on the arbiter's clock. */
+export interface LiveLease {
   grant: LeaseGrant
   expiresAt: number
 }
 
 /**
+ * Where an arbiter keeps what must survive it. `next` persists the token before returning it (L2); `save` records
+ * the live grant on a key (or its end, with `undefined`) so an arbiter restarted on the same ledger still knows
+ * who holds what (L1 across restarts); `load` returns the recorded live grants.
+ */
+export interface LeaseLedger {
+  next(space: string, key: string): number
+  save(space: string, key: string, live: LiveLease | undefined): void
+  load(): LiveLease[]
+}
+
+/** A ledger in memory: for a single process (tests, a local replica's locks). Nothing survives the process. */
+export class MemoryLeaseLedger implements LeaseLedger {
+  private readonly last = new Map<string, number>()
+  private readonly live = new Map<string, LiveLease>()
+
+  next(space: string, key: string): number {
+    const k = leaseKey(space, key)
+    const t = (this.last.get(k) ?? 0) + 1
+    this.last.set(k, t)
+    return t
+  }
+
+  save(space: string, key: string, live: LiveLease | undefined): void {
+    if (live === undefined) this.live.delete(leaseKey(space, key))
+    else this.live.set(leaseKey(space, key), { grant: { ...live.grant }, expiresAt: live.expiresAt })
+  }
+
+  load(): LiveLease[] {
+    return [...this.live.values()].map((l) => ({ grant: { ...l.grant }, expiresAt: l.expiresAt }))
+  }
+}
+
+/**
  * The decision core of lease arbitration, free of I/O: one live grant per key (L1), strictly increasing tokens
- * (L2, through the injected counter), renew only on an exact match (L4), release only by the holder (L5),
- * expiry by the arbiter's own clock. The relay wraps it with durability and transport.
+ * (L2, through the injected ledger), renew only on an exact match (L4), release only by the holder (L5),
+ * expiry by the arbiter's own clock. The relay wraps it with transport and tells holders what they lost (L6).
  */
 export class LeaseArbiter {
-  private readonly live = new Map<string, Live>()
+  private readonly live = new Map<string, LiveLease>()
   private readonly signer: GrantSigner
   private readonly clock: Clock
-  private readonly tokens: TokenCounter
+  private readonly ledger: LeaseLedger
 
-  constructor(options: { signer: GrantSigner; clock: Clock; tokens?: TokenCounter }) {
+  constructor(options: { signer: GrantSigner; clock: Clock; ledger?: LeaseLedger }) {
     this.signer = options.signer
     this.clock = options.clock
-    this.tokens = options.tokens ?? new MemoryTokenCounter()
+    this.ledger = options.ledger ?? new MemoryLeaseLedger()
+    for (const l of this.ledger.load()) this.live.set(leaseKey(l.grant.space, l.grant.key), l)
   }
 
   get publicKey(): string {
@@ -47,44 +67,64 @@ export class LeaseArbiter {
 
   acquire(req: LeaseRequest): LeaseGrant {
     const duration = checkLeaseDuration(req.duration)
-    const k = mapKey(req.space, req.key)
+    const k = leaseKey(req.space, req.key)
     const current = this.current(k)
     if (current !== undefined && current.grant.holder !== req.holder) {
       throw new ChorusError('locked', `${req.key} is held by ${current.grant.holder}`, {
+        key: req.key,
         holder: current.grant.holder,
         remaining: current.expiresAt - this.clock.now(),
       })
     }
-    const token = this.tokens.next(req.space, req.key)
+    const token = this.ledger.next(req.space, req.key)
     const grant = this.signer.sign({ space: req.space, key: req.key, holder: req.holder, token, duration })
-    this.live.set(k, { grant, expiresAt: this.clock.now() + duration })
+    this.keep(k, { grant, expiresAt: this.clock.now() + duration })
     return grant
   }
 
   renew(grant: LeaseGrant, duration = grant.duration): LeaseGrant {
-    const k = mapKey(grant.space, grant.key)
+    const d = checkLeaseDuration(duration)
+    const k = leaseKey(grant.space, grant.key)
     const current = this.current(k)
     if (current === undefined || current.grant.holder !== grant.holder || current.grant.token !== grant.token) {
       throw new ChorusError('lease_lost', `lease on ${grant.key} with token ${grant.token} is no longer live`, { key: grant.key, token: grant.token })
     }
-    const d = checkLeaseDuration(duration)
     const renewed = this.signer.sign({ space: grant.space, key: grant.key, holder: grant.holder, token: grant.token, duration: d })
-    this.live.set(k, { grant: renewed, expiresAt: this.clock.now() + d })
+    this.keep(k, { grant: renewed, expiresAt: this.clock.now() + d })
     return renewed
   }
 
   /** Returns whether the grant was live and is now released. */
   release(grant: LeaseGrant): boolean {
-    const k = mapKey(grant.space, grant.key)
+    const k = leaseKey(grant.space, grant.key)
     const current = this.current(k)
     if (current === undefined || current.grant.holder !== grant.holder || current.grant.token !== grant.token) return false
-    this.live.delete(k)
+    this.drop(k, current)
     return true
   }
 
   /** The live grant on a key, if any. */
   holder(space: string, key: string): LeaseGrant | undefined {
-    return this.current(mapKey(space, key))?.grant
+    return this.current(leaseKey(space, key))?.grant
+  }
+
+  /** The live lease on a key with its expiry, if any. */
+  lease(space: string, key: string): LiveLease | undefined {
+    const l = this.current(leaseKey(space, key))
+    return l === undefined ? undefined : { grant: l.grant, expiresAt: l.expiresAt }
+  }
+
+  /** Every live lease (expired ones are dropped first). */
+  leases(): LiveLease[] {
+    this.expire()
+    return [...this.live.values()].map((l) => ({ grant: l.grant, expiresAt: l.expiresAt }))
+  }
+
+  /** The earliest expiry among live leases, so a caller can schedule the next `expire()`. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined
+    for (const l of this.live.values()) if (next === undefined || l.expiresAt < next) next = l.expiresAt
+    return next
   }
 
   /** Drops expired grants and returns them, so a caller can tell their holders (L6). */
@@ -93,21 +133,29 @@ export class LeaseArbiter {
     const gone: LeaseGrant[] = []
     for (const [k, l] of this.live) {
       if (l.expiresAt <= now) {
-        this.live.delete(k)
+        this.drop(k, l)
         gone.push(l.grant)
       }
     }
     return gone
   }
 
-  private current(k: string): Live | undefined {
+  private keep(k: string, l: LiveLease): void {
+    // Durable first: a grant the ledger could not record is never handed out.
+    this.ledger.save(l.grant.space, l.grant.key, l)
+    this.live.set(k, l)
+  }
+
+  private drop(k: string, l: LiveLease): void {
+    this.live.delete(k)
+    this.ledger.save(l.grant.space, l.grant.key, undefined)
+  }
+
+  private current(k: string): LiveLease | undefined {
     const l = this.live.get(k)
-    if (l !== undefined && l.expiresAt <= this.clock.now()) {
-      this.live.delete(k)
-      return undefined
-    }
-    return l
+    // Left in the map until `expire()` collects it, so its holder is still told (L6).
+    return l !== undefined && l.expiresAt > this.clock.now() ? l : undefined
   }
 }
 
-const mapKey = (space: string, key: string): string => `${space}\u0000${key}`
+const leaseKey = (space: string, key: string): string => `${space}\u0000${key}`

@@ -21,13 +21,19 @@ export const defaultBackoffBaseMs = 250
 export const defaultBackoffCapMs = 10_000
 export const defaultConnectTimeoutMs = 10_000
 
-/** The WebSocket endpoint of `space` on a relay at `base` (`ws://`, `wss://`, `http://` or `https://`, any path). */
-export const syncUrl = (base: string, space: string): string => {
+/**
+ * The WebSocket endpoint of `space` on a relay at `base` (`ws://`, `wss://`, `http://` or `https://`, any path).
+ * `token` is the bearer token of a relay that requires one; `participant` names who this replica acts for, which
+ * an open relay checks before it serves a restricted-channel document (`team#ai-only`) to it.
+ */
+export const syncUrl = (base: string, space: string, options: { token?: string; participant?: string } = {}): string => {
   const url = new URL(base)
   if (url.protocol === 'http:') url.protocol = 'ws:'
   else if (url.protocol === 'https:') url.protocol = 'wss:'
   // Encoded as one path segment: restricted channels are named `<space>#<channel>`, and `#` would start a fragment.
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/sync/${encodeURIComponent(space)}`
+  if (options.token !== undefined) url.searchParams.set('token', options.token)
+  if (options.participant !== undefined) url.searchParams.set('participant', options.participant)
   return url.href
 }
 

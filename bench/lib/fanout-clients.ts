@@ -1,0 +1,488 @@
+/**
+ * The clients of the fan-out benchmark, all in the bench process, one `ws` socket each. Writers set one key of a
+ * Y.Map on a real Y.Doc, carrying `{ phase, writer, seq, sentAt }`; every other client in the space reports the
+ * update with its receive time, and latency is `receivedAt - sentAt` (performance.timeOrigin + performance.now()
+ * on both sides: one machine, one clock).
+ *
+ * Two kinds of client speak the same y-websocket protocol to either server:
+ * - 'provider': a Y.Doc synced by the stock y-websocket `WebsocketProvider`; receivers observe the map. The
+ *   realistic client, but applying an update costs it ~50 µs (a Yjs transaction, plus the 'update' event the
+ *   provider listens to, which re-encodes the update), several times what a server spends per delivery: one
+ *   client process on a small machine saturates long before either server does.
+ * - 'raw': the y-protocols handshake over a bare socket (sync step 1 / step 2), then each incoming update is
+ *   decoded (Y.decodeUpdate) just to read its stamp, without applying it. Writers still hold a Y.Doc and send
+ *   the updates Yjs encodes for their map sets. Cheap enough that the server is the bottleneck.
+ *
+ * Presence is off for both (providers get an Awareness with a null local state), so the sockets carry document
+ * updates only; BroadcastChannel is off too, or providers in one process would sync around the server.
+ */
+import { performance } from 'node:perf_hooks'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import { Awareness } from 'y-protocols/awareness'
+import * as syncProtocol from 'y-protocols/sync'
+import { WebsocketProvider } from 'y-websocket'
+
+/** Milliseconds since the epoch, sub-millisecond: comparable across processes and threads on one machine. */
+export const nowAbs = (): number => performance.timeOrigin + performance.now()
+
+export type ClientKind = 'raw' | 'provider'
+
+interface Stamp {
+  /** Phase id: a late delivery from an earlier phase is not counted in a later one. */
+  p: number
+  /** Writer index. */
+  w: number
+  /** Sequence number within the phase, 0-based. */
+  s: number
+  /** Send time (nowAbs). */
+  t: number
+}
+
+const isStamp = (v: unknown): v is Stamp =>
+  typeof v === 'object' && v !== null && typeof (v as Stamp).p === 'number' && typeof (v as Stamp).w === 'number' && typeof (v as Stamp).s === 'number'
+
+type Deliver = (stamp: Stamp, at: number) => void
+type WsClass = new (url: string) => WebSocket
+
+const MAP = 'fanout'
+const keyOf = (writer: number): string => `w${writer}`
+
+interface Client {
+  readonly space: number
+  /** Writer index, or -1 for a receiver. */
+  readonly writer: number
+  readonly synced: boolean
+  /** Writers only: set this writer's key (one transaction, sent as one update). */
+  write(stamp: Stamp): void
+  /** What this client last saw from writer `w` (its own value for itself). */
+  last(w: number): Stamp | undefined
+  close(): void
+}
+
+class ProviderClient implements Client {
+  readonly space: number
+  readonly writer: number
+  private readonly doc = new Y.Doc()
+  private readonly map = this.doc.getMap<Stamp>(MAP)
+  private readonly provider: WebsocketProvider
+
+  constructor(wsBase: string, room: string, space: number, writer: number, Ws: WsClass, deliver: Deliver, onDrop: () => void) {
+    this.space = space
+    this.writer = writer
+    const awareness = new Awareness(this.doc)
+    awareness.setLocalState(null)
+    const WebSocketPolyfill = Ws as unknown as typeof globalThis.WebSocket
+    this.provider = new WebsocketProvider(wsBase, room, this.doc, { WebSocketPolyfill, disableBc: true, awareness })
+    this.provider.on('status', ({ status }) => {
+      if (status === 'disconnected') onDrop()
+    })
+    this.map.observe((e) => {
+      if (e.transaction.local) return
+      const at = nowAbs()
+      for (const key of e.keysChanged) {
+        const stamp = this.map.get(key)
+        if (stamp !== undefined) deliver(stamp, at)
+      }
+    })
+  }
+
+  get synced(): boolean {
+    return this.provider.synced
+  }
+
+  write(stamp: Stamp): void {
+    this.map.set(keyOf(this.writer), stamp)
+  }
+
+  last(w: number): Stamp | undefined {
+    return this.map.get(keyOf(w))
+  }
+
+  close(): void {
+    this.provider.destroy()
+    this.doc.destroy()
+  }
+}
+
+const EMPTY_UPDATE = Y.encodeStateAsUpdate(new Y.Doc())
+
+class RawClient implements Client {
+  readonly space: number
+  readonly writer: number
+  private readonly ws: WebSocket
+  private readonly deliver: Deliver
+  /** Writers only. */
+  private readonly doc: Y.Doc | undefined
+  private readonly seen = new Map<number, Stamp>()
+  private isSynced = false
+  private closing = false
+
+  constructor(wsBase: string, room: string, space: number, writer: number, Ws: WsClass, deliver: Deliver, onDrop: () => void) {
+    this.space = space
+    this.writer = writer
+    this.deliver = deliver
+    if (writer >= 0) {
+      const doc = new Y.Doc()
+      doc.on('update', (update: Uint8Array) => this.send((e) => syncProtocol.writeUpdate(e, update)))
+      this.doc = doc
+    }
+    this.ws = new Ws(`${wsBase}/${room}`)
+    this.ws.on('open', () => {
+      this.send((e) => {
+        encoding.writeVarUint(e, syncProtocol.messageYjsSyncStep1)
+        encoding.writeVarUint8Array(e, this.doc === undefined ? new Uint8Array([0]) : Y.encodeStateVector(this.doc))
+      })
+    })
+    this.ws.on('message', (data: Buffer) => this.receive(data))
+    // 'close' follows every 'error'.
+    this.ws.on('error', () => undefined)
+    this.ws.on('close', () => {
+      if (!this.closing) onDrop()
+    })
+  }
+
+  get synced(): boolean {
+    return this.isSynced
+  }
+
+  /** One sync message (type 0) with the body `write` encodes. */
+  private send(write: (e: encoding.Encoder) => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return
+    this.ws.send(
+      encoding.encode((e) => {
+        encoding.writeVarUint(e, 0)
+        write(e)
+      }),
+    )
+  }
+
+  private receive(data: Buffer): void {
+    const at = nowAbs()
+    const decoder = decoding.createDecoder(data)
+    if (decoding.readVarUint(decoder) !== 0) return // awareness and the rest: not used here
+    switch (decoding.readVarUint(decoder)) {
+      case syncProtocol.messageYjsSyncStep1: {
+        const sv = decoding.readVarUint8Array(decoder)
+        const reply = this.doc === undefined ? EMPTY_UPDATE : Y.encodeStateAsUpdate(this.doc, sv)
+        this.send((e) => {
+          encoding.writeVarUint(e, syncProtocol.messageYjsSyncStep2)
+          encoding.writeVarUint8Array(e, reply)
+        })
+        break
+      }
+      case syncProtocol.messageYjsSyncStep2:
+        this.isSynced = true
+        break
+      case syncProtocol.messageYjsUpdate: {
+        for (const struct of Y.decodeUpdate(decoding.readVarUint8Array(decoder)).structs) {
+          if (!(struct instanceof Y.Item && struct.content instanceof Y.ContentAny)) continue
+          for (const value of struct.content.arr) {
+            // The stock server echoes an update to its sender too.
+            if (!isStamp(value) || value.w === this.writer) continue
+            this.seen.set(value.w, value)
+            this.deliver(value, at)
+          }
+        }
+        break
+      }
+    }
+  }
+
+  write(stamp: Stamp): void {
+    this.doc?.getMap<Stamp>(MAP).set(keyOf(this.writer), stamp)
+  }
+
+  last(w: number): Stamp | undefined {
+    return w === this.writer ? this.doc?.getMap<Stamp>(MAP).get(keyOf(w)) : this.seen.get(w)
+  }
+
+  close(): void {
+    this.closing = true
+    this.ws.close()
+    this.doc?.destroy()
+  }
+}
+
+interface Writer {
+  index: number
+  client: Client
+  /** Receivers of each of its updates: the other clients in its space. */
+  fanout: number
+}
+
+export interface FleetShape {
+  spaces: number
+  clientsPerSpace: number
+  writersPerSpace: number
+}
+
+/** How writers pace their updates: a fixed rate each, or as fast as a window of undelivered updates allows. */
+export type Pace = { kind: 'rate'; perWriterPerSecond: number } | { kind: 'window'; perWriter: number }
+
+export interface PhaseResult {
+  updates: number
+  deliveries: number
+  /** First send to last delivery (ms). */
+  wallMs: number
+  /** First send to last send (ms). */
+  sendMs: number
+  /** Delivery latencies (ms), sorted ascending. */
+  latencies: Float64Array
+  /** CPU the server child and this (client) process used during the phase (ms). */
+  serverCpuMs: number
+  clientCpuMs: number
+}
+
+export interface FleetOptions extends FleetShape {
+  client: ClientKind
+  /** What the WebsocketProvider takes as its server URL. */
+  wsBase: string
+  /** Room name of space `i`. */
+  room: (i: number) => string
+  /** Rejects when the server under test dies: every wait races it. */
+  failed: Promise<never>
+  serverCpuMs: () => number
+  /** Clients that connect at once (each batch waits until it synced). */
+  connectBatch?: number
+  onProgress?: (msg: string) => void
+}
+
+class Phase {
+  readonly id: number
+  readonly expected: number
+  readonly latencies: Float64Array
+  count = 0
+  lastDelivery = 0
+  /** Per writer and seq: receivers that have seen it. */
+  private readonly seen: Int32Array
+  private readonly updatesPerWriter: number
+  private readonly writers: readonly Writer[]
+  private readonly onComplete: ((writer: number) => void) | undefined
+
+  constructor(id: number, writers: readonly Writer[], updatesPerWriter: number, onComplete?: (writer: number) => void) {
+    this.id = id
+    this.writers = writers
+    this.updatesPerWriter = updatesPerWriter
+    this.expected = writers.reduce((n, w) => n + w.fanout * updatesPerWriter, 0)
+    this.latencies = new Float64Array(this.expected)
+    this.seen = new Int32Array(onComplete === undefined ? 0 : writers.length * updatesPerWriter)
+    this.onComplete = onComplete
+  }
+
+  record(stamp: Stamp, at: number): void {
+    if (stamp.p !== this.id || this.count >= this.expected) return
+    this.latencies[this.count++] = at - stamp.t
+    this.lastDelivery = at
+    if (this.onComplete !== undefined) {
+      const k = stamp.w * this.updatesPerWriter + stamp.s
+      const seen = (this.seen[k] ?? 0) + 1
+      this.seen[k] = seen
+      if (seen === this.writers[stamp.w]?.fanout) {
+        this.onComplete(stamp.w)
+      }
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export class Fleet {
+  readonly shape: FleetShape
+  private readonly options: FleetOptions
+  private readonly clients: Client[] = []
+  private readonly writers: Writer[] = []
+  private readonly sockets = new Set<WebSocket>()
+  private phase: Phase | undefined
+  private phases = 0
+  /** Connection drops after setup: each one means a resync, so deliveries can go missing. */
+  disconnects = 0
+  private live = false
+
+  constructor(options: FleetOptions) {
+    this.options = options
+    this.shape = { spaces: options.spaces, clientsPerSpace: options.clientsPerSpace, writersPerSpace: options.writersPerSpace }
+  }
+
+  get size(): number {
+    return this.clients.length
+  }
+
+  private race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.options.failed])
+  }
+
+  private async until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (!condition()) {
+      if (performance.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`)
+      await this.race(sleep(5))
+    }
+  }
+
+  /** Opens every client, `connectBatch` at a time, and waits until all of them synced. */
+  async connect(timeoutMs = 60_000): Promise<void> {
+    const { spaces, clientsPerSpace, writersPerSpace, wsBase, room, client: kind } = this.options
+    const sockets = this.sockets
+    // Tracks every socket the clients open, so teardown can wait for (or force) each one's close.
+    class TrackedWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols)
+        sockets.add(this)
+        this.once('close', () => sockets.delete(this))
+      }
+    }
+    // Every provider adds a process 'exit' listener.
+    if (kind === 'provider') process.setMaxListeners(process.getMaxListeners() + spaces * clientsPerSpace)
+    const deliver: Deliver = (stamp, at) => this.phase?.record(stamp, at)
+    const onDrop = (): void => {
+      if (this.live) this.disconnects++
+    }
+    const batch = this.options.connectBatch ?? 100
+    const order: Array<{ space: number; slot: number }> = []
+    for (let slot = 0; slot < clientsPerSpace; slot++) for (let space = 0; space < spaces; space++) order.push({ space, slot })
+    const deadline = performance.now() + timeoutMs
+    for (let start = 0; start < order.length; start += batch) {
+      const fresh: Client[] = []
+      for (const { space, slot } of order.slice(start, start + batch)) {
+        const writer = slot < writersPerSpace ? this.writers.length : -1
+        const Client = kind === 'provider' ? ProviderClient : RawClient
+        const client = new Client(wsBase, room(space), space, writer, TrackedWebSocket, deliver, onDrop)
+        this.clients.push(client)
+        fresh.push(client)
+        if (writer >= 0) this.writers.push({ index: writer, client, fanout: clientsPerSpace - 1 })
+      }
+      await this.until(() => fresh.every((c) => c.synced), `${this.clients.length} clients to connect and sync`, Math.max(1, deadline - performance.now()))
+      this.options.onProgress?.(`${this.clients.length}/${order.length} clients synced`)
+    }
+    this.live = true
+  }
+
+  /**
+   * One phase: every writer sends `updatesPerWriter` updates, paced by `pace`; resolves when every other client
+   * in each writer's space has seen every one of them. Fails when no delivery arrives for `stallMs`.
+   */
+  async run(updatesPerWriter: number, pace: Pace, stallMs = 10_000): Promise<PhaseResult> {
+    const writers = this.writers
+    const id = ++this.phases
+    const sent = new Int32Array(writers.length)
+    let firstSend = NaN
+    let lastSend = NaN
+    const send = (w: number): void => {
+      const writer = writers[w] as Writer
+      const s = sent[w] as number
+      sent[w] = s + 1
+      const t = nowAbs()
+      if (Number.isNaN(firstSend)) firstSend = t
+      lastSend = t
+      writer.client.write({ p: id, w, s, t })
+    }
+
+    const cpu0 = process.cpuUsage()
+    const server0 = this.options.serverCpuMs()
+    let phase: Phase
+    if (pace.kind === 'window') {
+      // Each writer keeps `perWriter` updates in flight; one seen by all its receivers frees a slot.
+      const ready: number[] = []
+      let scheduled = false
+      const flush = (): void => {
+        scheduled = false
+        for (const w of ready.splice(0)) if ((sent[w] as number) < updatesPerWriter) send(w)
+      }
+      phase = new Phase(id, writers, updatesPerWriter, (w) => {
+        ready.push(w)
+        if (!scheduled) {
+          scheduled = true
+          setImmediate(flush)
+        }
+      })
+      this.phase = phase
+      for (let round = 0; round < Math.min(pace.perWriter, updatesPerWriter); round++) for (let w = 0; w < writers.length; w++) send(w)
+    } else {
+      phase = new Phase(id, writers, updatesPerWriter)
+      this.phase = phase
+      // One schedule for all writers: update j goes at t0 + j * gap, from writer j % W (writers interleave evenly).
+      const total = writers.length * updatesPerWriter
+      const gap = 1000 / (pace.perWriterPerSecond * writers.length)
+      const t0 = performance.now()
+      let j = 0
+      const tick = (): void => {
+        if (this.phase !== phase) return
+        const due = Math.min(total, Math.floor((performance.now() - t0) / gap) + 1)
+        while (j < due) send(j++ % writers.length)
+        if (j < total) setTimeout(tick, Math.max(0, t0 + j * gap - performance.now()))
+      }
+      tick()
+    }
+    // Fails when no delivery arrived for `stallMs` (sends may still be going on: a stuck server is a failure too).
+    let lastCount = -1
+    let lastProgress = performance.now()
+    try {
+      await this.until(
+        () => {
+          if (phase.count !== lastCount) {
+            lastCount = phase.count
+            lastProgress = performance.now()
+          } else if (performance.now() - lastProgress > stallMs) {
+            throw new Error(
+              `deliveries missing: ${phase.count} of ${phase.expected} arrived, none in the last ${(stallMs / 1000).toFixed(0)} s` +
+                ` (${this.disconnects} connection drops during the run)`,
+            )
+          }
+          return phase.count === phase.expected
+        },
+        `${phase.expected} deliveries`,
+        Infinity,
+      )
+    } finally {
+      this.phase = undefined
+    }
+    const cpu = process.cpuUsage(cpu0)
+    const serverCpuMs = this.options.serverCpuMs() - server0
+    this.verify(id, updatesPerWriter)
+    return {
+      updates: writers.length * updatesPerWriter,
+      deliveries: phase.count,
+      wallMs: phase.lastDelivery - firstSend,
+      sendMs: lastSend - firstSend,
+      latencies: phase.latencies.sort(),
+      serverCpuMs,
+      clientCpuMs: (cpu.user + cpu.system) / 1000,
+    }
+  }
+
+  /** Every client holds the last update of every writer in its space. */
+  private verify(id: number, updatesPerWriter: number): void {
+    for (const w of this.writers) {
+      for (const c of this.clients) {
+        if (c.space !== w.client.space) continue
+        const stamp = c.last(w.index)
+        if (stamp?.p !== id || stamp.s !== updatesPerWriter - 1) {
+          throw new Error(`client in space ${c.space} holds ${JSON.stringify(stamp)} for writer ${w.index}, expected phase ${id} seq ${updatesPerWriter - 1}`)
+        }
+      }
+    }
+  }
+
+  /** Closes every client, then waits for each socket to close (terminating stragglers). */
+  async close(timeoutMs = 5_000): Promise<void> {
+    this.live = false
+    const opened = this.clients.length
+    for (const c of this.clients.splice(0)) c.close()
+    this.writers.length = 0
+    if (this.options.client === 'provider') process.setMaxListeners(Math.max(10, process.getMaxListeners() - opened))
+    const deadline = performance.now() + timeoutMs
+    while (this.sockets.size > 0 && performance.now() < deadline) await sleep(10)
+    for (const ws of this.sockets) ws.terminate()
+    this.sockets.clear()
+  }
+}
+
+/** The q-quantile (0..1) of ascending `sorted`, nearest rank. */
+export const quantile = (sorted: Float64Array, q: number): number => {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
+  return sorted[i] as number
+}
