@@ -15,8 +15,14 @@ export interface RelayConfig {
   port: number
   /** Folder of the relay's store (`chorus.sqlite` inside it); created when missing. */
   dataDir: string
-  /** Allow a non-loopback host although the relay has no authentication yet. */
+  /** Allow a non-loopback host without bearer tokens. */
   insecure: boolean
+  /** JSON file of bearer tokens (`{"tokens": [...]}`); without it the relay is open. */
+  tokensFile?: string
+  /** PEM certificate and key files: serve HTTPS and WSS directly. */
+  tls?: { certFile: string; keyFile: string }
+  /** The space the hub's REST routes use when the path names none. */
+  defaultSpace?: string
 }
 
 export type ParsedCommand = { help: true } | { help: false; config: RelayConfig }
@@ -27,7 +33,13 @@ Options:
   --host <host>   interface to listen on (env CHORUS_HOST, default ${DEFAULT_HOST})
   --port <port>   TCP port, 0 for any free one (env CHORUS_PORT, default ${DEFAULT_PORT})
   --data <dir>    data folder (env CHORUS_DATA, default ${DEFAULT_DATA_DIR})
-  --insecure      allow a non-loopback --host (there is no authentication yet)
+  --tokens <file> bearer tokens, JSON {"tokens": [{"token", "participant", "kind", "spaces?"}]}
+                  (env CHORUS_TOKENS); required on a non-loopback --host unless --insecure
+  --tls-cert <file>, --tls-key <file>
+                  serve HTTPS/WSS with this PEM certificate and key (env CHORUS_TLS_CERT, CHORUS_TLS_KEY)
+  --default-space <name>
+                  space of the hub's REST routes without /spaces/<name> (env CHORUS_DEFAULT_SPACE, default "default")
+  --insecure      allow a non-loopback --host without tokens
   -h, --help      show this help
 `
 
@@ -41,7 +53,17 @@ export class ConfigError extends Error {
 }
 
 export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedCommand {
-  let values: { host?: string | undefined; port?: string | undefined; data?: string | undefined; insecure?: boolean | undefined; help?: boolean | undefined }
+  let values: {
+    host?: string | undefined
+    port?: string | undefined
+    data?: string | undefined
+    tokens?: string | undefined
+    'tls-cert'?: string | undefined
+    'tls-key'?: string | undefined
+    'default-space'?: string | undefined
+    insecure?: boolean | undefined
+    help?: boolean | undefined
+  }
   try {
     values = parseArgs({
       args: [...argv],
@@ -49,6 +71,10 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         host: { type: 'string' },
         port: { type: 'string' },
         data: { type: 'string' },
+        tokens: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'default-space': { type: 'string' },
         insecure: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -70,13 +96,22 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const dataDir = values.data ?? fromEnv('CHORUS_DATA') ?? DEFAULT_DATA_DIR
   if (dataDir.trim() === '') throw new ConfigError('--data must name a folder')
   const insecure = values.insecure === true
-  if (!insecure && !isLoopbackHost(host)) {
+  const tokensFile = values.tokens ?? fromEnv('CHORUS_TOKENS')
+  if (!insecure && tokensFile === undefined && !isLoopbackHost(host)) {
     throw new ConfigError(
-      `refusing to listen on non-loopback host "${host}": the relay has no authentication yet, so anyone who ` +
-        'can reach it could read and write every space. Pass --insecure to do it anyway.',
+      `refusing to listen on non-loopback host "${host}" without authentication: anyone who can reach it could ` +
+        'read and write every space. Give --tokens <file> (see docs/DEPLOY.md), or pass --insecure to do it anyway.',
     )
   }
-  return { help: false, config: { host, port, dataDir, insecure } }
+  const certFile = values['tls-cert'] ?? fromEnv('CHORUS_TLS_CERT')
+  const keyFile = values['tls-key'] ?? fromEnv('CHORUS_TLS_KEY')
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('--tls-cert and --tls-key go together: give both or neither')
+  const defaultSpace = values['default-space'] ?? fromEnv('CHORUS_DEFAULT_SPACE')
+  const config: RelayConfig = { host, port, dataDir, insecure }
+  if (tokensFile !== undefined) config.tokensFile = tokensFile
+  if (certFile !== undefined && keyFile !== undefined) config.tls = { certFile, keyFile }
+  if (defaultSpace !== undefined) config.defaultSpace = defaultSpace
+  return { help: false, config }
 }
 
 export function parsePort(text: string): number {

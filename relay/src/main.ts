@@ -5,6 +5,8 @@
  * stderr. SIGINT or SIGTERM stops it gracefully (exit 0); a second signal exits at once (exit 1).
  * Exit codes: 0 stopped, 1 could not start or stop, 2 bad configuration.
  */
+import { readFileSync } from 'node:fs'
+import { Auth } from './auth.ts'
 import { ConfigError, isLoopbackHost, parseConfig, USAGE } from './config.ts'
 import { stderrLogger } from './logger.ts'
 import { Relay } from './relay.ts'
@@ -25,16 +27,25 @@ if (parsed.help) {
   process.stdout.write(USAGE)
 } else {
   const { config } = parsed
-  if (!isLoopbackHost(config.host)) {
+  if (!isLoopbackHost(config.host) && config.tokensFile === undefined) {
     stderrLogger.warn(`listening on ${config.host} without authentication: anyone who can reach it can read and write every space`)
   }
-  const relay = new Relay({
-    host: config.host,
-    port: config.port,
-    dataDir: config.dataDir,
-    insecure: config.insecure,
-    logger: stderrLogger,
-  })
+  let relay: Relay
+  try {
+    relay = new Relay({
+      host: config.host,
+      port: config.port,
+      dataDir: config.dataDir,
+      insecure: config.insecure,
+      logger: stderrLogger,
+      ...(config.tokensFile === undefined ? {} : { auth: Auth.fromFile(config.tokensFile) }),
+      ...(config.tls === undefined ? {} : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
+      ...(config.defaultSpace === undefined ? {} : { defaultSpace: config.defaultSpace }),
+    })
+  } catch (e) {
+    process.stderr.write(`chorus relay: ${e instanceof Error ? e.message : String(e)}\n`)
+    process.exit(2)
+  }
 
   let stopping = false
   const shutdown = (signal: NodeJS.Signals): void => {

@@ -11,6 +11,7 @@
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
@@ -96,6 +97,8 @@ export interface RelayOptions {
   insecure?: boolean
   /** Bearer tokens; without them the relay is open (and refuses non-loopback hosts unless `insecure`). */
   auth?: Auth
+  /** PEM certificate and key: serve HTTPS and WSS (`start()` then returns an `https://` URL). */
+  tls?: { cert: string | Buffer; key: string | Buffer }
   /** The space the hub's REST routes use when the path names none (default `default`). */
   defaultSpace?: string
   /** Largest REST request body in bytes (default 1 MiB). */
@@ -283,7 +286,8 @@ export class Relay {
     router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey))
     addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false })
-    const server = createServer(this.onRequest)
+    const tls = this.options.tls
+    const server: Server = tls === undefined ? createServer(this.onRequest) : createTlsServer({ cert: tls.cert, key: tls.key }, this.onRequest)
     server.on('upgrade', this.onUpgrade)
     try {
       server.listen(this.port, this.host)
@@ -304,7 +308,7 @@ export class Relay {
       for (const socket of this.eventSockets) socket.heartbeat()
     }, this.pingIntervalMs)
     heartbeat.unref()
-    const url = `http://${host}:${port}`
+    const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`
     this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, router }
     this.logger.info('listening', { url })
     return { url }

@@ -4,6 +4,7 @@ import { ChorusError } from './errors.ts'
 import type { ActivityRecord } from './events.ts'
 import { createGrantVerifier } from './grants.ts'
 import type { LeaseClient } from './lease-client.ts'
+import { LeaseKeeper } from './leases/keeper.ts'
 import { compareEntries, JsonLog, readEntry, type LogEntry } from './log.ts'
 import { copyJson } from './json.ts'
 import { ROOT, RESTRICTED_CHANNELS, type LeaseGrant, type Participant, type RestrictedChannel } from './schema.ts'
@@ -36,6 +37,11 @@ export class SpaceCore {
   private verifier: { key: string; verify: (grant: LeaseGrant) => boolean } | undefined
   private byRef: Map<string, LogEntry[]> | undefined
   private readonly random: () => number
+  /** Grants this replica was told it lost (`<key>\u0000<token>`): writes under them are refused (L9). */
+  private readonly lost = new Set<string>()
+  private readonly stopLost: (() => void) | undefined
+  /** Renews the claims and locks this replica holds. */
+  readonly keeper: LeaseKeeper | undefined
 
   constructor(options: {
     id: string
@@ -70,6 +76,44 @@ export class SpaceCore {
     }
     this.restricted = restricted
     this.messageLogs = logs
+    if (options.leases !== undefined) {
+      this.keeper = new LeaseKeeper(options.leases, options.clock)
+      this.stopLost = options.leases.onLost((grant) => {
+        if (grant.space !== this.id) return
+        this.lost.add(`${grant.key}\u0000${grant.token}`)
+        if (this.keeper?.keeps(grant.key, grant.token) === true) this.keeper.stop(grant.key)
+      })
+    }
+  }
+
+  /** Whether the lease client reported this grant lost (expired, revoked); fenced writes under it are refused. */
+  isLost(grant: { key: string; token: number }): boolean {
+    return this.lost.has(`${grant.key}\u0000${grant.token}`)
+  }
+
+  /** Throws `fenced` when `grant` was lost (L6, L9). */
+  checkFence(grant: { key: string; token: number }): void {
+    if (this.isLost(grant)) {
+      throw new ChorusError('fenced', `the lease on ${grant.key} with token ${grant.token} was lost; writes under it are refused`, { key: grant.key, token: grant.token })
+    }
+  }
+
+  /**
+   * Frees a lease after the work under it is written down. An arbiter that cannot be reached is no reason to fail
+   * the write that already happened: the grant runs out by itself.
+   */
+  async releaseQuietly(grant: LeaseGrant): Promise<void> {
+    if (this.leases === undefined) return
+    try {
+      await this.leases.release(grant)
+    } catch (e) {
+      if (!(e instanceof ChorusError && (e.code === 'lease_unavailable' || e.code === 'closed'))) throw e
+    }
+  }
+
+  destroy(): void {
+    this.keeper?.destroy()
+    this.stopLost?.()
   }
 
   /** A fresh id for a task, proposal, resource or revision. */

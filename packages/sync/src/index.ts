@@ -66,3 +66,4 @@ export { WebSocketTransport, syncUrl, backoffDelay, type WebSocketTransportOptio
 export { LEASE_PATH, MAX_LEASE_FRAME_BYTES, MAX_LEASE_KEY_LENGTH, grantSchema, leaseKeySchema, leaseRequestSchema, type LeaseWireRequest, type LeaseWireReply, type LeaseWireError, type LeaseLostPush } from './leases/wire.ts'
 export { RelayLeaseClient, leaseUrl, type RelayLeaseClientOptions } from './leases/relay-client.ts'
 export { idSchema, nameSchema, channelSchema, kindSchema, prioritySchema, jsonSchema, checkId } from './validate.ts'
+export { openRelaySpace, type RelaySpace, type RelaySpaceOptions } from './relay-space.ts'

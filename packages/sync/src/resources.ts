@@ -24,6 +24,11 @@ export interface EditOptions {
 
 /** How long a lock lasts when no timeout is given. */
 export const DEFAULT_LOCK_MS = 5 * 60 * 1000
+/**
+ * A lock is held as a lease of at most this long, renewed until its timeout: if the holder's process dies, the
+ * lock frees within this time rather than at the end of a long timeout.
+ */
+export const LOCK_LEASE_MS = 30_000
 
 /**
  * Shared resources. Every edit is a revision naming the version it was made on (`base`); the version is the
@@ -95,6 +100,8 @@ export class Resources {
     if (r.lock !== undefined && r.lock.holder !== by) {
       throw new ChorusError('locked', `resource ${r.name} is locked by ${r.lock.holder}`, { resource: id, holder: r.lock.holder })
     }
+    // L9: an edit under a lock carries its token; a lock this replica was told it lost writes nothing.
+    if (r.lock !== undefined) this.core.checkFence(r.lock)
     if (options.expectedVersion !== undefined && options.expectedVersion !== r.version) {
       throw new ChorusError('version_conflict', `resource ${r.name} is at version ${r.version}, not ${options.expectedVersion}`, {
         resource: id,
@@ -114,7 +121,8 @@ export class Resources {
 
   /**
    * Locks the resource for `by` through the lease arbiter; the lock ends by itself after `timeout` ms
-   * (auto-unlock) unless unlocked before. Throws `locked` when another holds it.
+   * (auto-unlock) unless unlocked before. Throws `locked` when another holds it. The lease behind it is at most
+   * `LOCK_LEASE_MS` long and renewed automatically until the timeout.
    */
   async lock(id: string, by: string, options: { timeout?: number } = {}): Promise<Resource> {
     const r = this.require(id)
@@ -122,12 +130,24 @@ export class Resources {
     if (r.lock !== undefined && r.lock.holder !== by) {
       throw new ChorusError('locked', `resource ${r.name} is locked by ${r.lock.holder}`, { resource: id, holder: r.lock.holder })
     }
-    const duration = checkLeaseDuration(options.timeout ?? DEFAULT_LOCK_MS, 'lock timeout')
+    const timeout = checkLeaseDuration(options.timeout ?? DEFAULT_LOCK_MS, 'lock timeout')
     const leases = await this.core.leaseClient()
     const sentAt = this.core.now()
-    const grant = await leases.acquire({ space: this.core.id, key: `resource:${id}`, holder: by, duration })
+    const grant = await leases.acquire({ space: this.core.id, key: `resource:${id}`, holder: by, duration: Math.min(timeout, LOCK_LEASE_MS) })
     this.recordLock(id, grant, sentAt)
-    this.scheduleUnlock(id, grant)
+    this.scheduleUnlock(id, grant, timeout)
+    if (timeout > grant.duration) {
+      this.core.keeper?.keep(grant, sentAt, {
+        until: sentAt + timeout,
+        onRenewed: (renewed, at) => {
+          try {
+            this.recordLock(id, renewed, at)
+          } catch {
+            this.core.keeper?.stop(renewed.key)
+          }
+        },
+      })
+    }
     return this.require(id)
   }
 
@@ -150,8 +170,9 @@ export class Resources {
     if (r.lock.holder !== by) throw new ChorusError('forbidden', `resource ${r.name} is locked by ${r.lock.holder}, not ${by}`, { resource: id })
     const lock = r.lock
     this.cancelTimer(id)
+    this.core.keeper?.stop(lock.key)
     this.markReleased(id, lock, by)
-    if (this.core.leases !== undefined) await this.core.leases.release(lock)
+    await this.core.releaseQuietly(lock)
     return this.require(id)
   }
 
@@ -168,14 +189,18 @@ export class Resources {
     })
   }
 
-  private scheduleUnlock(id: string, grant: LeaseGrant): void {
+  private scheduleUnlock(id: string, grant: LeaseGrant, timeout: number): void {
     this.cancelTimer(id)
     const t = setTimeout(() => {
       this.timers.delete(id)
+      this.core.keeper?.stop(grant.key)
       const current = this.get(id)?.lock
       // Views already treat the lock as gone once it ran out; writing the unlock records it in the history.
-      if (current === undefined || current.token === grant.token) this.markReleased(id, grant, grant.holder)
-    }, grant.duration)
+      if (current === undefined || current.token === grant.token) {
+        this.markReleased(id, grant, grant.holder)
+        void this.core.releaseQuietly(grant).catch(() => undefined)
+      }
+    }, timeout)
     t.unref?.()
     this.timers.set(id, t)
   }

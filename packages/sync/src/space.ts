@@ -165,6 +165,7 @@ export class Space {
 
   /** Stops timers and listeners; the documents are left as they are. */
   destroy(): void {
+    this.core.destroy()
     this.resources.destroy()
     this.events.destroy()
     this.presence.destroy()

@@ -97,8 +97,12 @@ export class Tasks {
     return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))
   }
 
-  /** Asks the arbiter for the lease on this task and records the grant. Throws `conflict` when held by another. */
-  async claim(id: string, by: string, options: { duration?: number } = {}): Promise<Task> {
+  /**
+   * Asks the arbiter for the lease on this task and records the grant. Throws `conflict` when held by another.
+   * The claim is renewed automatically (each renewal recorded) until completed or released, unless `renew` is
+   * false; if a renewal is refused the claim is lost (`lease_lost` event) and completing under it throws `fenced`.
+   */
+  async claim(id: string, by: string, options: { duration?: number; renew?: boolean } = {}): Promise<Task> {
     const task = this.require(id)
     this.checkClaimant(task, by)
     const duration = checkLeaseDuration(options.duration ?? DEFAULT_CLAIM_MS, 'claim duration')
@@ -113,7 +117,21 @@ export class Tasks {
       throw e
     }
     this.recordClaim(id, grant, sentAt)
+    if (options.renew !== false) this.keep(id, grant, sentAt)
     return this.require(id)
+  }
+
+  private keep(id: string, grant: LeaseGrant, sentAt: number): void {
+    this.core.keeper?.keep(grant, sentAt, {
+      onRenewed: (renewed, at) => {
+        // The task may have been completed or removed meanwhile; a failed record must not stop the timer chain.
+        try {
+          this.recordClaim(id, renewed, at)
+        } catch {
+          this.core.keeper?.stop(renewed.key)
+        }
+      },
+    })
   }
 
   /**
@@ -142,6 +160,7 @@ export class Tasks {
     const sentAt = this.core.now()
     const renewed = await leases.renew(claim, duration)
     this.recordClaim(id, renewed, sentAt)
+    if (this.core.keeper?.keeps(claim.key, claim.token) === true) this.keep(id, renewed, sentAt)
     return this.require(id)
   }
 
@@ -149,6 +168,7 @@ export class Tasks {
   async release(id: string, by: string): Promise<Task> {
     const claim = this.holderClaim(id, by)
     const leases = await this.core.leaseClient()
+    this.core.keeper?.stop(claim.key)
     await leases.release(claim)
     this.core.transact(() => {
       ;((this.core.tasks.get(id) as Y.Map<unknown>).get('released') as Y.Map<unknown>).set(String(claim.token), this.core.now())
@@ -160,6 +180,8 @@ export class Tasks {
   /** Completes the task; only the holder of the claim in force may. The lease is released afterwards. */
   async complete(id: string, by: string, result?: Json): Promise<Task> {
     const claim = this.holderClaim(id, by)
+    // L9: a claim this replica was told it lost cannot complete the task, even if views still show it.
+    this.core.checkFence(claim)
     if (result !== undefined) {
       assertJson(result, 'task result')
       checkJsonSize('task result', result, LIMITS.taskResult)
@@ -173,7 +195,8 @@ export class Tasks {
       if (result !== undefined) data.result = copyJson(result)
       this.core.record({ type: 'task_completed', by, ref: id, data }, at)
     })
-    if (this.core.leases !== undefined) await this.core.leases.release(claim)
+    this.core.keeper?.stop(claim.key)
+    await this.core.releaseQuietly(claim)
     return this.require(id)
   }
 

@@ -5,6 +5,7 @@ import type { LeaseClient } from '../lease-client.ts'
 import { LocalLeaseClient } from '../leases/local-client.ts'
 import { HUB_KIND_NAMES } from '../report.ts'
 import { PRIORITIES, type Json, type Message, type ParticipantKind, type Priority } from '../schema.ts'
+import { openRelaySpace } from '../relay-space.ts'
 import { Space } from '../space.ts'
 import type { StateMode } from '../state.ts'
 
@@ -35,14 +36,37 @@ export interface HubStatus {
  * The collaboration hub's API (SEEDS.md) on top of a Space, for code ported from the Python hub.
  * Names follow the hub in camelCase; timeouts are in seconds, as the hub had them.
  *
- * Locks: without a `leases` option the hub uses a `LocalLeaseClient`, so locks are arbitrated inside this
- * replica only (as they were in the single-process hub). Replicas in other processes see the lock recorded
- * in the document, but only a shared arbiter (the relay) keeps them from taking it too.
+ * Locks: `CollaborationHub.connect({ hubId, relay })` shares the hub through a relay, whose leases arbitrate
+ * locks between every process on it. Built with `new CollaborationHub({ hubId })` and no `leases`, the hub uses a
+ * `LocalLeaseClient`: locks are arbitrated inside this replica only, as in the single-process hub.
  */
 export class CollaborationHub {
   readonly hubId: string
   readonly space: Space
   private readonly clock: Clock | undefined
+  private disconnect: (() => Promise<void>) | undefined
+
+  /**
+   * The hub as a replica of the space `hubId` on a relay: state, messages and resources sync with every other
+   * participant there, and locks are the relay's leases (renewed while held, auto-unlocked at the timeout).
+   */
+  static async connect(options: { hubId: string; relay: string; token?: string; clock?: Clock }): Promise<CollaborationHub> {
+    const shared = await openRelaySpace({
+      relay: options.relay,
+      space: options.hubId,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    })
+    try {
+      await shared.synced()
+    } catch (e) {
+      await shared.close()
+      throw e
+    }
+    const hub = new CollaborationHub({ hubId: options.hubId, space: shared.space, ...(options.clock === undefined ? {} : { clock: options.clock }) })
+    hub.disconnect = shared.close
+    return hub
+  }
 
   constructor(options: { hubId: string; leases?: LeaseClient; clock?: Clock; space?: Space }) {
     this.hubId = options.hubId
@@ -176,7 +200,16 @@ export class CollaborationHub {
     return this.space.report({ hubId: this.hubId })
   }
 
+  /** Stops syncing (for a connected hub) and destroys the space. */
+  async close(): Promise<void> {
+    const disconnect = this.disconnect
+    this.disconnect = undefined
+    if (disconnect !== undefined) await disconnect()
+    else this.space.destroy()
+  }
+
   destroy(): void {
-    this.space.destroy()
+    if (this.disconnect !== undefined) void this.close()
+    else this.space.destroy()
   }
 }

@@ -1,0 +1,206 @@
+/**
+ * The coordination hub's words and shapes (SEEDS.md §2) over Chorus records: entity types ↔ participant kinds,
+ * snake_case views of participants, messages, tasks and proposals, and who may read which message. The REST routes
+ * (hub-routes.ts) and the `/ws` event stream (event-socket.ts) share them, so both answer alike.
+ *
+ * Times in these views are ISO 8601 strings in UTC (`2025-01-01T12:00:00.000Z`), as the hub's JSON had them;
+ * durations are milliseconds (`*_ms`).
+ */
+import {
+  RESTRICTED_CHANNELS,
+  type Json,
+  type Message,
+  type Participant,
+  type ParticipantKind,
+  type PresenceInfo,
+  type Proposal,
+  type Task,
+} from '@chorus/sync'
+
+/**
+ * Entity types the hubs used (the coordination hub's `ai_agent`, `session`; the collaboration hub's
+ * `ai_instance`), and Chorus's own kinds, each mapped to a kind. A coding-agent session is an AI.
+ * Matched case-insensitively.
+ */
+export const ENTITY_KINDS: Readonly<Record<string, ParticipantKind>> = {
+  human: 'human',
+  ai: 'ai',
+  ai_agent: 'ai',
+  ai_instance: 'ai',
+  session: 'ai',
+  computer: 'computer',
+  service: 'service',
+}
+
+export const ENTITY_TYPES = Object.keys(ENTITY_KINDS)
+
+/** The metadata key that keeps the entity type a participant registered with. */
+export const ENTITY_TYPE_KEY = 'entity_type'
+
+/** The word reported for participants that joined without an entity type (through the sync API). */
+const DEFAULT_ENTITY_TYPE: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_agent', computer: 'computer', service: 'service' }
+
+export const kindOfEntityType = (type: string): ParticipantKind | undefined => ENTITY_KINDS[type.trim().toLowerCase()]
+
+export const iso = (ms: number): string => new Date(ms).toISOString()
+
+const isoOrNull = (ms: number | undefined): string | null => (ms === undefined ? null : iso(ms))
+
+export interface HubEntity {
+  entity_id: string
+  /** The word it registered with (`ai_agent`, `session`, ...), or one derived from its kind. */
+  entity_type: string
+  kind: ParticipantKind
+  name: string
+  capabilities: string[]
+  metadata: Record<string, Json>
+  /** From presence: online, idle (no activity for a while) or offline (no replica announces it). */
+  status: PresenceInfo['status']
+  last_seen: string
+  registered_at: string
+  current_task: string | null
+  /** Set when the participant left the space. */
+  left_at: string | null
+}
+
+export function entityView(p: Participant, presence: PresenceInfo): HubEntity {
+  const { [ENTITY_TYPE_KEY]: stored, ...metadata } = p.metadata
+  return {
+    entity_id: p.id,
+    entity_type: typeof stored === 'string' ? stored : DEFAULT_ENTITY_TYPE[p.kind],
+    kind: p.kind,
+    name: p.name,
+    capabilities: p.capabilities,
+    metadata,
+    status: presence.status,
+    last_seen: iso(presence.lastSeen),
+    registered_at: iso(p.joinedAt),
+    current_task: presence.task ?? null,
+    left_at: isoOrNull(p.leftAt),
+  }
+}
+
+export interface HubMessage {
+  id: string
+  sender_id: string
+  content: string
+  channel: string
+  /** The addressee of a direct message; null for a broadcast on the channel. */
+  recipient_id: string | null
+  priority: Message['priority']
+  timestamp: string
+  reply_to: string | null
+}
+
+export const messageView = (m: Message): HubMessage => ({
+  id: m.id,
+  sender_id: m.from,
+  content: m.content,
+  channel: m.channel,
+  recipient_id: m.to ?? null,
+  priority: m.priority,
+  timestamp: iso(m.at),
+  reply_to: m.replyTo ?? null,
+})
+
+/** Who reads: a participant id and its kind (with tokens, the token's). */
+export interface Viewer {
+  id: string
+  kind: ParticipantKind
+}
+
+/**
+ * Whether `viewer` may see `m`: restricted channels (`ai-only`, `human-only`) only for their kind, direct
+ * messages only for their sender and recipient. Without a viewer, only broadcasts on open channels.
+ */
+export function mayRead(viewer: Viewer | undefined, m: Pick<Message, 'channel' | 'from' | 'to'>): boolean {
+  const only = (RESTRICTED_CHANNELS as Record<string, ParticipantKind | undefined>)[m.channel]
+  if (only !== undefined && viewer?.kind !== only) return false
+  if (m.to !== undefined) return viewer !== undefined && (m.to === viewer.id || m.from === viewer.id)
+  return true
+}
+
+/** Whether a participant of `kind` may read `channel` at all. */
+export const mayReadChannel = (kind: ParticipantKind | undefined, channel: string): boolean => {
+  const only = (RESTRICTED_CHANNELS as Record<string, ParticipantKind | undefined>)[channel]
+  return only === undefined || kind === only
+}
+
+export interface HubTask {
+  task_id: string
+  title: string
+  description: string
+  priority: Task['priority']
+  requires_human: boolean
+  status: Task['status']
+  created_by: string
+  created_at: string
+  /** The holder of the live claim (null when open or completed). */
+  claimed_by: string | null
+  /** When the claim was asked for; it runs `claim_duration_ms` from then. */
+  claimed_at: string | null
+  claim_token: number | null
+  claim_duration_ms: number | null
+  completed_by: string | null
+  completed_at: string | null
+  result: Json | null
+  history: Array<{ status: Task['status']; by: string; at: string }>
+}
+
+export const taskView = (t: Task): HubTask => ({
+  task_id: t.id,
+  title: t.title,
+  description: t.description,
+  priority: t.priority,
+  requires_human: t.requiresHuman,
+  status: t.status,
+  created_by: t.createdBy,
+  created_at: iso(t.createdAt),
+  claimed_by: t.claim?.holder ?? null,
+  claimed_at: isoOrNull(t.claim?.at),
+  claim_token: t.claim?.token ?? null,
+  claim_duration_ms: t.claim?.duration ?? null,
+  completed_by: t.completedBy ?? null,
+  completed_at: isoOrNull(t.completedAt),
+  result: t.result ?? null,
+  history: t.history.map((h) => ({ status: h.status, by: h.by, at: iso(h.at) })),
+})
+
+export interface HubProposal {
+  proposal_id: string
+  title: string
+  description: string
+  created_by: string
+  created_at: string
+  /** Share of for / (for + against) needed to pass. */
+  threshold: number
+  /** Votes of any choice needed before it can pass. */
+  quorum: number
+  deadline: string | null
+  closed_at: string | null
+  /** open, approved (threshold and quorum met), rejected or expired (closed without quorum). */
+  status: Proposal['status']
+  votes: Record<string, string>
+  tally: { for: number; against: number; abstain: number; total: number; approval: number }
+}
+
+export const proposalView = (p: Proposal): HubProposal => ({
+  proposal_id: p.id,
+  title: p.title,
+  description: p.description,
+  created_by: p.proposer,
+  created_at: iso(p.createdAt),
+  threshold: p.threshold,
+  quorum: p.quorum,
+  deadline: isoOrNull(p.deadline),
+  closed_at: isoOrNull(p.closedAt),
+  status: p.status,
+  votes: { ...p.votes },
+  tally: {
+    for: p.tally.for,
+    against: p.tally.against,
+    abstain: p.tally.abstain,
+    total: p.tally.for + p.tally.against + p.tally.abstain,
+    approval: p.tally.ratio,
+  },
+})
