@@ -1,0 +1,22 @@
+/** Every example is a story that exits 0 only when it worked; run each as its users would. */
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+const run = (file: string): { status: number | null; output: string } => {
+  const r = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 120_000 })
+  return { status: r.status, output: `${r.stdout}${r.stderr}` }
+}
+
+describe('examples', () => {
+  for (const file of ['examples/collaboration-demo.ts', 'examples/figure-8.ts', 'examples/work-queue.ts']) {
+    it(`${file} exits 0 with every check passed`, () => {
+      const { status, output } = run(file)
+      expect(output).not.toMatch(/^FAIL /m)
+      expect(output).toMatch(/all checks passed/)
+      expect(status, output).toBe(0)
+    })
+  }
+})
