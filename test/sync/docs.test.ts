@@ -104,8 +104,9 @@ describe('docs', () => {
     expect(existsSync(join(dir, '.data', 'team.sqlite'))).toBe(true)
   })
 
-  it('relative links in docs/ARCHITECTURE.md and README.md point at files that exist', () => {
-    const docs = [architecturePath, ...(existsSync(readmePath) ? [readmePath] : [])]
+  it('relative links in docs/*.md and README.md point at files that exist', () => {
+    const docsDir = join(root, 'docs')
+    const docs = [...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => join(docsDir, f)), ...(existsSync(readmePath) ? [readmePath] : [])]
     let checked = 0
     for (const doc of docs) {
       for (const target of relativeLinks(readFileSync(doc, 'utf8'))) {

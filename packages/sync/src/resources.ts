@@ -215,12 +215,12 @@ export class Resources {
     const locks = m.get('locks') as Y.Map<RecordedGrant>
     const verify = (g: LeaseGrant): boolean => this.core.verifyGrant(g)
     const released = m.get('released') as Y.Map<unknown>
-    const lock = resolveGrant(locks, released, verify, this.core.now())
+    const lock = resolveGrant(locks, released, verify, this.core.now(), `resource:${id}`)
     // Fenced revisions (L9) count only when their token is a verified grant held by the editor.
     const revisions = (m.get('revisions') as Y.Array<Revision>)
       .toArray()
       .map((rev) => ({ ...rev, data: copyJson(rev.data) }))
-      .filter((rev) => rev.token === undefined || writtenUnderGrant(locks, released, rev.token, rev.by, rev.at, verify))
+      .filter((rev) => rev.token === undefined || writtenUnderGrant(locks, released, rev.token, rev.by, rev.at, verify, `resource:${id}`))
     const byBase = new Map<number, Revision[]>()
     for (const rev of revisions) {
       const list = byBase.get(rev.base)

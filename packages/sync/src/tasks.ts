@@ -225,9 +225,9 @@ export class Tasks {
     // Only a completion made under a valid claim counts; of those, the highest token's (L8).
     let done: Completion | undefined
     for (const c of completions.values()) {
-      if ((done === undefined || c.token > done.token) && writtenUnderGrant(claims, released, c.token, c.by, c.at, verify)) done = c
+      if ((done === undefined || c.token > done.token) && writtenUnderGrant(claims, released, c.token, c.by, c.at, verify, `task:${id}`)) done = c
     }
-    const claim = done === undefined ? resolveGrant(claims, released, verify, this.core.now()) : undefined
+    const claim = done === undefined ? resolveGrant(claims, released, verify, this.core.now(), `task:${id}`) : undefined
     const status: TaskStatus = done !== undefined ? 'completed' : claim !== undefined ? 'claimed' : 'open'
     const task: Task = {
       id,

@@ -260,7 +260,7 @@ export class RelayLeaseClient implements LeaseClient {
   private forget(grant: LeaseGrant): boolean {
     const k = heldKey(grant)
     const h = this.held.get(k)
-    if (h === undefined || h.grant.token !== grant.token) return false
+    if (h === undefined || h.grant.token !== grant.token || h.grant.holder !== grant.holder) return false
     clearTimeout(h.timer)
     this.held.delete(k)
     return true
