@@ -281,7 +281,7 @@ export class Relay {
       idleMs: this.options.hostIdleMs ?? DEFAULT_HOST_IDLE_MS,
       logger: this.logger,
     })
-    const router = new Router({ maxBodyBytes: this.maxBodyBytes })
+    const router = new Router({ maxBodyBytes: this.maxBodyBytes, logger: this.logger })
     addLeaseRoutes(router, { leases, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey))
     addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
@@ -427,7 +427,11 @@ export class Relay {
   }
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    void this.upgrade(req, socket, head)
+    // Whatever goes wrong with one upgrade must cost that socket only, never the process.
+    this.upgrade(req, socket, head).catch((error: unknown) => {
+      this.logger.error('a WebSocket upgrade failed', { path: req.url, error })
+      socket.destroy()
+    })
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {

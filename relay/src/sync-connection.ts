@@ -75,6 +75,25 @@ function encodeRemoval(client: number, clock: number): Uint8Array {
   })
 }
 
+/**
+ * Throws unless every state in an awareness update can be serialized again. JSON.parse takes nesting of any depth
+ * but JSON.stringify recurses: a state nested ~10,000 deep would be stored, then fail every encoding of the
+ * space's awareness (each new connection's greeting among them), so it is refused before it is applied.
+ */
+function checkReencodable(update: Uint8Array): void {
+  const decoder = decoding.createDecoder(update)
+  const count = decoding.readVarUint(decoder)
+  for (let i = 0; i < count; i++) {
+    decoding.readVarUint(decoder)
+    decoding.readVarUint(decoder)
+    try {
+      JSON.stringify(JSON.parse(decoding.readVarString(decoder)))
+    } catch {
+      throw new ChorusError('corrupt', 'an awareness state that cannot be serialized again (nested too deep)')
+    }
+  }
+}
+
 function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data)
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data
@@ -192,6 +211,7 @@ export class SyncConnection implements SpacePeer {
       case messageAwareness: {
         const update = decoding.readVarUint8Array(decoder)
         const entries = readAwarenessUpdate(update)
+        checkReencodable(update)
         applyAwarenessUpdate(awareness, update, this)
         this.renewIgnored(entries)
         break

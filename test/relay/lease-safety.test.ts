@@ -23,7 +23,7 @@ const HOLDERS = ['h0', 'h1', 'h2', 'h3']
 /** Chance that a step restarts the relay (one more restart is forced halfway through every run). */
 const RESTART_CHANCE = 1 / 200
 /**
- * Every ledger write is an fsync (synchronous=FULL), about 2 ms on these machines' disk: tmpfs keeps 10,000 steps
+ * Every ledger write is an fsync (synchronous=FULL), milliseconds on a busy disk: tmpfs keeps 10,000 steps
  * fast. What this test checks is the relay's logic across stop and start; crash.test.ts kills a real process.
  */
 const DATA_ROOT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()

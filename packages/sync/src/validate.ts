@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ChorusError } from './errors.ts'
+import { assertJson } from './json.ts'
 import { LIMITS, PARTICIPANT_KINDS, PRIORITIES, type Json } from './schema.ts'
 
 const encoder = new TextEncoder()
@@ -37,9 +38,18 @@ export const channelSchema = z
 export const kindSchema = z.enum(PARTICIPANT_KINDS, { error: `kind must be one of ${PARTICIPANT_KINDS.join(', ')}` })
 export const prioritySchema = z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })
 
-export const jsonSchema: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number().refine(Number.isFinite, 'numbers must be finite'), z.string(), z.array(jsonSchema), z.record(z.string(), jsonSchema)]),
-)
+/**
+ * Plain JSON nested at most 64 levels. Checked by `assertJson` rather than a recursive zod schema, which recurses
+ * several frames per level and overflows the stack on a few kilobytes of `[[[[...]]]]`.
+ */
+export const jsonSchema: z.ZodType<Json> = z.custom<Json>((v) => {
+  try {
+    assertJson(v, 'value')
+    return true
+  } catch {
+    return false
+  }
+}, 'must be plain JSON (finite numbers, nested at most 64 levels)')
 
 /** Parses `input` with `schema`, turning zod's issues into one readable `invalid_input` error. */
 export const parse = <T>(schema: z.ZodType<T>, input: unknown, what: string): T => {

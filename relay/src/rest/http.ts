@@ -4,9 +4,16 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ChorusError, type ChorusErrorCode } from '@chorus/sync'
+import { silentLogger, type Logger } from '../logger.ts'
 
 /** Largest request body the REST API reads (bytes); bigger ones get 413 without being read. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/**
+ * Deepest nesting of arrays and objects a JSON body may have; deeper ones get 400. JSON.parse takes any depth, but
+ * what handles the value next recurses (zod's recursive `jsonSchema`, Yjs, JSON.stringify) and would overflow the
+ * stack, a RangeError that surfaced as a 500.
+ */
+export const MAX_JSON_DEPTH = 256
 
 const STATUS: Record<ChorusErrorCode, number> = {
   invalid_input: 400,
@@ -46,9 +53,11 @@ interface Route {
 export class Router {
   private readonly routes: Route[] = []
   private readonly maxBodyBytes: number
+  private readonly logger: Logger
 
-  constructor(options: { maxBodyBytes?: number } = {}) {
+  constructor(options: { maxBodyBytes?: number; logger?: Logger } = {}) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+    this.logger = options.logger ?? silentLogger
   }
 
   get(path: string, handler: Handler): this {
@@ -84,6 +93,8 @@ export class Router {
       sendJson(res, 200, result)
     } catch (e) {
       if (bodyRead === undefined) req.resume()
+      // A ChorusError is the caller's doing; anything else is a bug here, and the log must show it.
+      if (!(e instanceof ChorusError)) this.logger.error('a REST handler failed', { method: req.method, path: url.pathname, error: e })
       sendError(res, e)
     }
   }
@@ -130,11 +141,33 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   }
   const text = Buffer.concat(chunks).toString('utf8')
   if (text.trim() === '') return {}
+  let body: unknown
   try {
-    return JSON.parse(text) as unknown
+    body = JSON.parse(text)
   } catch {
     throw new ChorusError('invalid_input', 'the request body is not valid JSON')
   }
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new ChorusError('invalid_input', `the request body is nested more than ${MAX_JSON_DEPTH} levels deep`, { limit: MAX_JSON_DEPTH })
+  }
+  return body
+}
+
+/** Whether valid JSON `text` nests arrays and objects more than `limit` deep (brackets inside strings do not count). */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash escapes the next character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return false
 }
 
 const split = (path: string): string[] => path.split('/').filter((s) => s !== '')
