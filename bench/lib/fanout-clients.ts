@@ -11,7 +11,8 @@
  *   client process on a small machine saturates long before either server does.
  * - 'raw': the y-protocols handshake over a bare socket (sync step 1 / step 2), then each incoming update is
  *   decoded (Y.decodeUpdate) just to read its stamp, without applying it. Writers still hold a Y.Doc and send
- *   the updates Yjs encodes for their map sets. Cheap enough that the server is the bottleneck.
+ *   the updates Yjs encodes for their map sets. A delivery then costs the client about what it costs the server
+ *   (mostly socket system calls on both sides), so the two processes share a small machine about evenly.
  *
  * Presence is off for both (providers get an Awareness with a null local state), so the sockets carry document
  * updates only; BroadcastChannel is off too, or providers in one process would sync around the server.
@@ -82,7 +83,7 @@ class ProviderClient implements Client {
     this.map.observe((e) => {
       if (e.transaction.local) return
       const at = nowAbs()
-      for (const key of e.keysChanged) {
+      for (const key of e.keysChanged as Set<string>) {
         const stamp = this.map.get(key)
         if (stamp !== undefined) deliver(stamp, at)
       }
@@ -219,9 +220,6 @@ export interface FleetShape {
   writersPerSpace: number
 }
 
-/** How writers pace their updates: a fixed rate each, or as fast as a window of undelivered updates allows. */
-export type Pace = { kind: 'rate'; perWriterPerSecond: number } | { kind: 'window'; perWriter: number }
-
 export interface PhaseResult {
   updates: number
   deliveries: number
@@ -238,11 +236,11 @@ export interface PhaseResult {
 
 export interface FleetOptions extends FleetShape {
   client: ClientKind
-  /** What the WebsocketProvider takes as its server URL. */
+  /** Server URL without the room, as WebsocketProvider takes it: space `i` is at `${wsBase}/${room(i)}`. */
   wsBase: string
   /** Room name of space `i`. */
   room: (i: number) => string
-  /** Rejects when the server under test dies: every wait races it. */
+  /** Rejects when the server under test dies: every wait checks it. */
   failed: Promise<never>
   serverCpuMs: () => number
   /** Clients that connect at once (each batch waits until it synced). */
@@ -256,69 +254,55 @@ class Phase {
   readonly latencies: Float64Array
   count = 0
   lastDelivery = 0
-  /** Per writer and seq: receivers that have seen it. */
-  private readonly seen: Int32Array
-  private readonly updatesPerWriter: number
-  private readonly writers: readonly Writer[]
-  private readonly onComplete: ((writer: number) => void) | undefined
 
-  constructor(id: number, writers: readonly Writer[], updatesPerWriter: number, onComplete?: (writer: number) => void) {
+  constructor(id: number, writers: readonly Writer[], updatesPerWriter: number) {
     this.id = id
-    this.writers = writers
-    this.updatesPerWriter = updatesPerWriter
     this.expected = writers.reduce((n, w) => n + w.fanout * updatesPerWriter, 0)
     this.latencies = new Float64Array(this.expected)
-    this.seen = new Int32Array(onComplete === undefined ? 0 : writers.length * updatesPerWriter)
-    this.onComplete = onComplete
   }
 
   record(stamp: Stamp, at: number): void {
     if (stamp.p !== this.id || this.count >= this.expected) return
     this.latencies[this.count++] = at - stamp.t
     this.lastDelivery = at
-    if (this.onComplete !== undefined) {
-      const k = stamp.w * this.updatesPerWriter + stamp.s
-      const seen = (this.seen[k] ?? 0) + 1
-      this.seen[k] = seen
-      if (seen === this.writers[stamp.w]?.fanout) {
-        this.onComplete(stamp.w)
-      }
-    }
   }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export class Fleet {
-  readonly shape: FleetShape
   private readonly options: FleetOptions
   private readonly clients: Client[] = []
   private readonly writers: Writer[] = []
   private readonly sockets = new Set<WebSocket>()
   private phase: Phase | undefined
   private phases = 0
-  /** Connection drops after setup: each one means a resync, so deliveries can go missing. */
+  /** Connections that dropped (other than by `close()`): each one means missing deliveries. */
   disconnects = 0
   private live = false
+  /** Set once the server under test is gone (`options.failed` rejected). */
+  private failure: Error | undefined
 
   constructor(options: FleetOptions) {
     this.options = options
-    this.shape = { spaces: options.spaces, clientsPerSpace: options.clientsPerSpace, writersPerSpace: options.writersPerSpace }
-  }
-
-  get size(): number {
-    return this.clients.length
-  }
-
-  private race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.options.failed])
+    options.failed.catch((e: unknown) => {
+      this.failure = e instanceof Error ? e : new Error(String(e))
+    })
   }
 
   private async until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs
-    while (!condition()) {
-      if (performance.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`)
-      await this.race(sleep(5))
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure
+      try {
+        if (condition()) return
+        if (performance.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`)
+      } catch (e) {
+        // Dropped sockets and missing deliveries are often a dead server: let its exit (and stderr) be the message.
+        await sleep(500)
+        throw this.failure ?? e
+      }
+      await sleep(5)
     }
   }
 
@@ -344,6 +328,7 @@ export class Fleet {
     const order: Array<{ space: number; slot: number }> = []
     for (let slot = 0; slot < clientsPerSpace; slot++) for (let space = 0; space < spaces; space++) order.push({ space, slot })
     const deadline = performance.now() + timeoutMs
+    this.live = true
     for (let start = 0; start < order.length; start += batch) {
       const fresh: Client[] = []
       for (const { space, slot } of order.slice(start, start + batch)) {
@@ -354,17 +339,23 @@ export class Fleet {
         fresh.push(client)
         if (writer >= 0) this.writers.push({ index: writer, client, fanout: clientsPerSpace - 1 })
       }
-      await this.until(() => fresh.every((c) => c.synced), `${this.clients.length} clients to connect and sync`, Math.max(1, deadline - performance.now()))
+      await this.until(
+        () => {
+          if (this.disconnects > 0) throw new Error(`${this.disconnects} client connections dropped while connecting (closed by the server?)`)
+          return fresh.every((c) => c.synced)
+        },
+        `${this.clients.length} clients to connect and sync`,
+        Math.max(1, deadline - performance.now()),
+      )
       this.options.onProgress?.(`${this.clients.length}/${order.length} clients synced`)
     }
-    this.live = true
   }
 
   /**
-   * One phase: every writer sends `updatesPerWriter` updates, paced by `pace`; resolves when every other client
-   * in each writer's space has seen every one of them. Fails when no delivery arrives for `stallMs`.
+   * One phase: every writer sends `updatesPerWriter` updates at `perWriterPerSecond`; resolves when every other
+   * client in each writer's space has seen every one of them. Fails when no delivery arrives for `stallMs`.
    */
-  async run(updatesPerWriter: number, pace: Pace, stallMs = 10_000): Promise<PhaseResult> {
+  async run(updatesPerWriter: number, perWriterPerSecond: number, stallMs = 10_000): Promise<PhaseResult> {
     const writers = this.writers
     const id = ++this.phases
     const sent = new Int32Array(writers.length)
@@ -382,46 +373,29 @@ export class Fleet {
 
     const cpu0 = process.cpuUsage()
     const server0 = this.options.serverCpuMs()
-    let phase: Phase
-    if (pace.kind === 'window') {
-      // Each writer keeps `perWriter` updates in flight; one seen by all its receivers frees a slot.
-      const ready: number[] = []
-      let scheduled = false
-      const flush = (): void => {
-        scheduled = false
-        for (const w of ready.splice(0)) if ((sent[w] as number) < updatesPerWriter) send(w)
-      }
-      phase = new Phase(id, writers, updatesPerWriter, (w) => {
-        ready.push(w)
-        if (!scheduled) {
-          scheduled = true
-          setImmediate(flush)
-        }
-      })
-      this.phase = phase
-      for (let round = 0; round < Math.min(pace.perWriter, updatesPerWriter); round++) for (let w = 0; w < writers.length; w++) send(w)
-    } else {
-      phase = new Phase(id, writers, updatesPerWriter)
-      this.phase = phase
-      // One schedule for all writers: update j goes at t0 + j * gap, from writer j % W (writers interleave evenly).
-      const total = writers.length * updatesPerWriter
-      const gap = 1000 / (pace.perWriterPerSecond * writers.length)
-      const t0 = performance.now()
-      let j = 0
-      const tick = (): void => {
-        if (this.phase !== phase) return
-        const due = Math.min(total, Math.floor((performance.now() - t0) / gap) + 1)
-        while (j < due) send(j++ % writers.length)
-        if (j < total) setTimeout(tick, Math.max(0, t0 + j * gap - performance.now()))
-      }
-      tick()
+    const phase = new Phase(id, writers, updatesPerWriter)
+    this.phase = phase
+    // One schedule for all writers: update j goes at t0 + j * gap, from writer j % W (writers interleave evenly).
+    // A tick that comes late sends everything due, so a busy event loop delays sends but does not drop them.
+    const total = writers.length * updatesPerWriter
+    const gap = 1000 / (perWriterPerSecond * writers.length)
+    const t0 = performance.now()
+    let j = 0
+    const tick = (): void => {
+      if (this.phase !== phase) return
+      const due = Math.min(total, Math.floor((performance.now() - t0) / gap) + 1)
+      while (j < due) send(j++ % writers.length)
+      if (j < total) setTimeout(tick, Math.max(0, t0 + j * gap - performance.now()))
     }
+    tick()
     // Fails when no delivery arrived for `stallMs` (sends may still be going on: a stuck server is a failure too).
     let lastCount = -1
     let lastProgress = performance.now()
     try {
       await this.until(
         () => {
+          // Raw clients do not reconnect, and a provider that does resyncs without the intermediate updates.
+          if (this.disconnects > 0) throw new Error(`${this.disconnects} client connections dropped during the run (closed by the server?)`)
           if (phase.count !== lastCount) {
             lastCount = phase.count
             lastProgress = performance.now()

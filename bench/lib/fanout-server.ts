@@ -1,6 +1,7 @@
 /**
  * The servers under test of the fan-out benchmark, each in its own child process: the Chorus relay (its CLI,
- * relay/src/main.ts, on a temporary data folder) and the stock y-websocket server (fanout-stock-server.ts).
+ * relay/src/main.ts, on a temporary data folder), the stock y-websocket server (fanout-stock-server.ts) and, as a
+ * diagnostic, the relay on an in-memory store (fanout-relay-memory.ts).
  * Both print `... listening on http://HOST:PORT` once ready; both stop on SIGTERM.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -9,15 +10,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export type ServerKind = 'ours' | 'stock'
+/** 'memory' is a diagnostic: the relay on an in-memory store (fanout-relay-memory.ts), i.e. ours minus sqlite. */
+export type ServerKind = 'ours' | 'stock' | 'memory'
 
 export const SERVER_LABEL: Record<ServerKind, string> = {
   ours: 'Chorus relay (sqlite)',
   stock: 'stock y-websocket',
+  memory: 'relay, MemoryStore',
 }
 
 const RELAY_MAIN = fileURLToPath(new URL('../../relay/src/main.ts', import.meta.url))
 const STOCK_MAIN = fileURLToPath(new URL('./fanout-stock-server.ts', import.meta.url))
+const MEMORY_MAIN = fileURLToPath(new URL('./fanout-relay-memory.ts', import.meta.url))
 const LISTENING = /listening on (http:\/\/\S+)/
 const START_TIMEOUT_MS = 15_000
 const STOP_TIMEOUT_MS = 10_000
@@ -33,17 +37,19 @@ export interface ServerChild {
   /** Rejects once the child exits (or fails) before `stop()` was called; never resolves. */
   failed: Promise<never>
   /** CPU time (user + system) the child has used so far, in ms; NaN where /proc is not available. */
-  cpuMs(): number
+  cpuMs: () => number
   /** Resident set size of the child in bytes; NaN where /proc is not available. */
-  rssBytes(): number
+  rssBytes: () => number
   /** SIGTERM, wait for the exit (SIGKILL after a deadline), remove the data folder. Idempotent. */
-  stop(): Promise<void>
+  stop: () => Promise<void>
 }
 
-/** Every child still running, killed on exit however the bench ends (an exception, process.exit). */
+/** Children still running and data folders not yet removed: cleaned up on exit however the bench ends. */
 const live = new Set<ChildProcess>()
+const dataDirs = new Set<string>()
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL')
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 let clockTicks: number | undefined
@@ -85,13 +91,17 @@ export interface StartOptions {
 
 /** Spawns the server and resolves once it listens; rejects (with its stderr) if it exits or stays silent. */
 export const startServer = async (kind: ServerKind, options: StartOptions = {}): Promise<ServerChild> => {
-  const dataDir = kind === 'ours' ? mkdtempSync(join(tmpdir(), 'chorus-bench-relay-')) : undefined
-  const script = kind === 'ours' ? [RELAY_MAIN, '--host', '127.0.0.1', '--port', '0', '--data', dataDir as string] : [STOCK_MAIN]
+  const dataDir = kind === 'stock' ? undefined : mkdtempSync(join(tmpdir(), 'chorus-bench-relay-'))
+  const script =
+    dataDir === undefined ? [STOCK_MAIN] : kind === 'ours' ? [RELAY_MAIN, '--host', '127.0.0.1', '--port', '0', '--data', dataDir] : [MEMORY_MAIN, '--data', dataDir]
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...script], { stdio: ['ignore', 'pipe', 'pipe'] })
   live.add(child)
   const pid = child.pid
+  if (dataDir !== undefined) dataDirs.add(dataDir)
   const removeData = (): void => {
-    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
+    if (dataDir === undefined) return
+    rmSync(dataDir, { recursive: true, force: true })
+    dataDirs.delete(dataDir)
   }
 
   const stderr: string[] = []
@@ -148,7 +158,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions = {}):
     })
     failed.catch((e: unknown) => {
       clearTimeout(timer)
-      reject(e as Error)
+      reject(e instanceof Error ? e : new Error(String(e)))
     })
   }).catch(async (e: unknown) => {
     await stop()
@@ -162,7 +172,7 @@ export const startServer = async (kind: ServerKind, options: StartOptions = {}):
     kind,
     pid: pid as number,
     url,
-    wsBase: kind === 'ours' ? `${ws}/sync` : ws,
+    wsBase: kind === 'stock' ? ws : `${ws}/sync`,
     failed,
     cpuMs: () => procCpuMs(pid as number),
     rssBytes: () => procRss(pid as number),

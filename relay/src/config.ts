@@ -23,6 +23,8 @@ export interface RelayConfig {
   tls?: { certFile: string; keyFile: string }
   /** The space the hub's REST routes use when the path names none. */
   defaultSpace?: string
+  /** Requests per second per connection (and per address on REST); bursts of twice that. */
+  rateLimit?: number
 }
 
 export type ParsedCommand = { help: true } | { help: false; config: RelayConfig }
@@ -39,6 +41,9 @@ Options:
                   serve HTTPS/WSS with this PEM certificate and key (env CHORUS_TLS_CERT, CHORUS_TLS_KEY)
   --default-space <name>
                   space of the hub's REST routes without /spaces/<name> (env CHORUS_DEFAULT_SPACE, default "default")
+  --rate-limit <n>
+                  requests per second per connection and per client address, bursts of 2n
+                  (env CHORUS_RATE_LIMIT, default 200)
   --insecure      allow a non-loopback --host without tokens
   -h, --help      show this help
 `
@@ -61,6 +66,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     'tls-cert'?: string | undefined
     'tls-key'?: string | undefined
     'default-space'?: string | undefined
+    'rate-limit'?: string | undefined
     insecure?: boolean | undefined
     help?: boolean | undefined
   }
@@ -75,6 +81,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'default-space': { type: 'string' },
+        'rate-limit': { type: 'string' },
         insecure: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -111,6 +118,12 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (tokensFile !== undefined) config.tokensFile = tokensFile
   if (certFile !== undefined && keyFile !== undefined) config.tls = { certFile, keyFile }
   if (defaultSpace !== undefined) config.defaultSpace = defaultSpace
+  const rate = values['rate-limit'] ?? fromEnv('CHORUS_RATE_LIMIT')
+  if (rate !== undefined) {
+    const n = /^\d{1,9}$/.test(rate) ? Number(rate) : NaN
+    if (!(n >= 1)) throw new ConfigError(`invalid --rate-limit "${rate}": expected a whole number of requests per second, at least 1`)
+    config.rateLimit = n
+  }
   return { help: false, config }
 }
 

@@ -1,8 +1,42 @@
+/**
+ * One WebSocket on `/ws/<entity>` (or `/spaces/<space>/ws/<entity>`): the coordination hub's real-time feed, as
+ * JSON text frames. It streams the live events of the space that the entity may see; it does not replay history
+ * (read that over REST first, then follow here).
+ *
+ * Frames sent:
+ * - `{"type":"hello","entity_id","space"}` once, first.
+ * - One per event: `{"type":<event type>,"id","at","participant","ref"?,"data"}`, where `id` is the event's
+ *   stable id, `at` its time in ms since 1970, `participant` who caused it and `ref` the task, proposal,
+ *   resource, state key or message it concerns; `data` is the event's data (@chorus/sync `EventData`), except
+ *   for `message`, whose `data` is the REST message shape
+ *   `{id, sender_id, content, channel, recipient_id, priority, timestamp, reply_to}`.
+ *   Messages come only when the entity may read them: direct messages to their sender and recipient,
+ *   `ai-only` to AIs, `human-only` to humans. `lease_lost` comes only to the entity that lost the lease.
+ *   Everything else (join, leave, state_update, task_*, proposal_*, vote, resource events) comes to everyone.
+ * - `{"type":"pong"}` in answer to `{"type":"ping"}`, the one frame a client may send.
+ * - `{"type":"error","error","message"}` for anything else (or too many frames); the socket stays open.
+ *
+ * Close codes: 4404 unknown entity (register it first), 4403 an entity other than the token's participant,
+ * 1013 a client too slow to take its events.
+ */
 import type { WebSocket } from 'ws'
+import type { ChorusEvent, Message } from '@chorus/sync'
 import type { Caller } from './auth.ts'
 import type { HostedSpace } from './hosted-spaces.ts'
 import type { Logger } from './logger.ts'
 import type { RateLimiter } from './rate-limit.ts'
+import { mayRead, messageView, type Viewer } from './rest/hub-mapping.ts'
+import { CloseCode } from './sync-connection.ts'
+
+const OPEN = 1
+
+export const EventCloseCode = {
+  forbidden: 4403,
+  unknownEntity: 4404,
+} as const
+
+/** Outgoing bytes queued for one stream before it is closed as too slow. */
+export const MAX_EVENT_BUFFERED_BYTES = 8 * 1024 * 1024
 
 export interface EventSocketOptions {
   hosted: HostedSpace
@@ -13,31 +47,126 @@ export interface EventSocketOptions {
   onClose: (socket: EventSocket) => void
 }
 
+/** A close reason is at most 123 bytes of UTF-8. */
+function reasonOf(text: string): string {
+  let out = text
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1)
+  return out
+}
+
 export class EventSocket {
   readonly socket: WebSocket
   private readonly options: EventSocketOptions
   private gone = false
+  private alive = true
+  private unsubscribe: (() => void) | undefined
 
   constructor(socket: WebSocket, options: EventSocketOptions) {
     this.socket = socket
     this.options = options
     socket.on('close', () => this.forget())
+    socket.on('error', (error) => options.logger.warn('event socket error', { error }))
+    socket.on('pong', () => {
+      this.alive = true
+    })
+    socket.on('message', this.onMessage)
+    const { caller, entity, hosted } = options
+    if (!caller.open && caller.identity.participant !== entity) {
+      this.close(EventCloseCode.forbidden, reasonOf(`this token belongs to ${caller.identity.participant}; it cannot follow ${entity}`))
+      return
+    }
+    if (hosted.space.participants.get(entity) === undefined) {
+      this.close(EventCloseCode.unknownEntity, reasonOf(`unknown entity ${entity}; register it first`))
+      return
+    }
+    this.send({ type: 'hello', entity_id: entity, space: hosted.space.id })
+    this.unsubscribe = hosted.space.events.on('*', this.onEvent)
+    hosted.space.presence.touch(entity)
   }
 
   get closed(): boolean {
     return this.gone
   }
 
-  heartbeat(): void {}
+  /** Called by the relay every ping interval: drops a client that did not answer the previous ping. */
+  heartbeat(): void {
+    if (this.gone) return
+    if (!this.alive) {
+      this.forget()
+      this.socket.terminate()
+      return
+    }
+    this.alive = false
+    if (this.socket.readyState === OPEN) this.socket.ping()
+  }
 
   close(code: number, reason: string): void {
     this.forget()
-    this.socket.close(code, reason)
+    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+  }
+
+  /** Who reads: the entity, with the token's kind under tokens, else the kind it registered with (now). */
+  private viewer(): Viewer | undefined {
+    const { caller, entity, hosted } = this.options
+    if (!caller.open) return { id: entity, kind: caller.identity.kind }
+    const p = hosted.space.participants.get(entity)
+    return p === undefined ? undefined : { id: entity, kind: p.kind }
+  }
+
+  private readonly onEvent = (event: ChorusEvent): void => {
+    if (this.gone) return
+    let data: unknown = event.data
+    if (event.type === 'message') {
+      const message = event.data as Message
+      if (!mayRead(this.viewer(), message)) return
+      data = messageView(message)
+    } else if (event.type === 'lease_lost' && event.participant !== this.options.entity) return
+    this.send({ type: event.type, id: event.id, at: event.at, participant: event.participant, ...(event.ref === undefined ? {} : { ref: event.ref }), data })
+  }
+
+  private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
+    if (this.gone) return
+    this.alive = true
+    if (!this.options.limiter.take()) {
+      this.send({ type: 'error', error: 'rate_limited', message: 'too many frames; slow down' })
+      return
+    }
+    if (isBinary) {
+      this.send({ type: 'error', error: 'invalid_input', message: 'send JSON text frames' })
+      return
+    }
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+    let frame: unknown
+    try {
+      frame = JSON.parse(bytes.toString('utf8'))
+    } catch {
+      this.send({ type: 'error', error: 'invalid_input', message: 'a frame must be JSON' })
+      return
+    }
+    if (typeof frame === 'object' && frame !== null && 'type' in frame && frame.type === 'ping') {
+      this.options.hosted.space.presence.touch(this.options.entity)
+      this.send({ type: 'pong' })
+      return
+    }
+    this.send({ type: 'error', error: 'invalid_input', message: 'the only frame a client sends is {"type":"ping"}; act through the REST API' })
+  }
+
+  private send(frame: Record<string, unknown>): void {
+    if (this.gone || this.socket.readyState !== OPEN) return
+    if (this.socket.bufferedAmount > MAX_EVENT_BUFFERED_BYTES) {
+      this.options.logger.warn('closing an event stream whose client does not keep up', { entity: this.options.entity })
+      this.close(CloseCode.tryAgainLater, 'too far behind; reconnect and catch up over REST')
+      return
+    }
+    this.socket.send(JSON.stringify(frame), (error) => {
+      if (error !== undefined && error !== null) this.options.logger.warn('event send failed', { error })
+    })
   }
 
   private forget(): void {
     if (this.gone) return
     this.gone = true
+    this.unsubscribe?.()
     this.options.hosted.release()
     this.options.onClose(this)
   }

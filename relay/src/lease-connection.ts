@@ -93,7 +93,15 @@ export class LeaseConnection implements LeaseSession {
         const issue = parsed.error.issues[0]
         throw new ChorusError('invalid_input', `${issue?.path.join('.') ?? ''}${issue?.path.length === 0 ? '' : ': '}${issue?.message ?? 'invalid request'}`)
       }
-      this.reply(this.answer(parsed.data))
+      const reply = this.answer(parsed.data)
+      // L2: a grant leaves the relay only once its token is on disk.
+      this.options.leases.durable().then(
+        () => this.send(reply),
+        (e: unknown) => {
+          this.options.logger.error('could not commit the lease ledger', { error: e })
+          this.send({ id: reply.id, ok: false, error: { code: 'lease_unavailable', message: 'the relay could not store the lease; try again' } })
+        },
+      )
     } catch (e) {
       const error = e instanceof ChorusError ? e : new ChorusError('invalid_input', 'could not handle the request')
       if (error.code === 'invalid_input' || error.code === 'too_large') this.countMalformed()
@@ -124,8 +132,12 @@ export class LeaseConnection implements LeaseSession {
     }
   }
 
+  /** After the ledger commit that precedes it, so replies leave in the order their requests came. */
   private reply(reply: LeaseWireReply): void {
-    this.send(reply)
+    this.options.leases.durable().then(
+      () => this.send(reply),
+      () => this.send(reply),
+    )
   }
 
   private send(body: LeaseWireReply | LeaseLostPush): void {

@@ -25,6 +25,8 @@ export interface LeaseServiceOptions {
   /** The loaded main document of a space, if it is loaded (restricted documents hold no leases). */
   loadedDoc: (space: string) => Y.Doc | undefined
   logger: Logger
+  /** Resolves once the arbiter's ledger has committed every change made so far (default: at once). */
+  durable?: () => Promise<void>
 }
 
 /** The longest a sweep timer waits, so a clock that jumps ahead (a suspended VM) is noticed soon after. */
@@ -35,6 +37,7 @@ export class LeaseService {
   private readonly clock: Clock
   private readonly loadedDoc: (space: string) => Y.Doc | undefined
   private readonly logger: Logger
+  private readonly ledgerDurable: () => Promise<void>
   /** Per lease key, the token of its live grant and the sessions holding it. */
   private readonly sessions = new Map<string, { token: number; sessions: Set<LeaseSession> }>()
   private readonly listeners = new Set<LostListener>()
@@ -46,6 +49,7 @@ export class LeaseService {
     this.clock = options.clock
     this.loadedDoc = options.loadedDoc
     this.logger = options.logger
+    this.ledgerDurable = options.durable ?? (() => Promise.resolve())
     this.schedule()
   }
 
@@ -89,6 +93,14 @@ export class LeaseService {
       this.schedule()
     }
     return released
+  }
+
+  /**
+   * Resolves once every grant handed out so far is on disk. Whoever sends a grant (or records it in a document)
+   * waits for this first (L2).
+   */
+  durable(): Promise<void> {
+    return this.ledgerDurable()
   }
 
   /** The live grant on `key` in `space`, if any. */
@@ -150,9 +162,20 @@ export class LeaseService {
   /** An in-process client for the relay's own hosted spaces (REST routes act through it). */
   client(): LeaseClient {
     return {
-      acquire: (request) => Promise.resolve().then(() => this.acquire(request)),
-      renew: (grant, duration) => Promise.resolve().then(() => this.renew(grant, duration)),
-      release: (grant) => Promise.resolve().then(() => void this.release(grant)),
+      acquire: async (request) => {
+        const grant = this.acquire(request)
+        await this.durable()
+        return grant
+      },
+      renew: async (grant, duration) => {
+        const renewed = this.renew(grant, duration)
+        await this.durable()
+        return renewed
+      },
+      release: async (grant) => {
+        this.release(grant)
+        await this.durable()
+      },
       publicKey: () => Promise.resolve(this.publicKey),
       onLost: (listener) => this.onLost(listener),
     }

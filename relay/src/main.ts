@@ -41,6 +41,7 @@ if (parsed.help) {
       ...(config.tokensFile === undefined ? {} : { auth: Auth.fromFile(config.tokensFile) }),
       ...(config.tls === undefined ? {} : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
       ...(config.defaultSpace === undefined ? {} : { defaultSpace: config.defaultSpace }),
+      ...(config.rateLimit === undefined ? {} : { rateLimit: { ratePerSecond: config.rateLimit, burst: 2 * config.rateLimit } }),
     })
   } catch (e) {
     process.stderr.write(`chorus relay: ${e instanceof Error ? e.message : String(e)}\n`)

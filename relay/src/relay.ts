@@ -18,7 +18,6 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import {
   ChorusError,
-  createGrantSigner,
   isChorusError,
   LEASE_PATH,
   LeaseArbiter,
@@ -34,6 +33,7 @@ import { SqliteStore } from '@chorus/sync/sqlite'
 import { Auth, checkSpaceAccess, type Caller } from './auth.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
 import { EventSocket } from './event-socket.ts'
+import { createNodeGrantSigner } from './grant-signer.ts'
 import { HostedSpaces } from './hosted-spaces.ts'
 import { LeaseConnection } from './lease-connection.ts'
 import { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
@@ -42,7 +42,7 @@ import { silentLogger, type Logger } from './logger.ts'
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimit } from './rate-limit.ts'
 import { loadOrCreateRelayKey } from './relay-key.ts'
 import { addHubRoutes } from './rest/hub-routes.ts'
-import { DEFAULT_MAX_BODY_BYTES, Router, sendError, sendJson } from './rest/http.ts'
+import { DEFAULT_MAX_BODY_BYTES, Router, sendJson } from './rest/http.ts'
 import { addLeaseRoutes } from './rest/lease-routes.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
@@ -257,23 +257,29 @@ export class Relay {
     const ownsStore = this.options.store === undefined
     let store: Store
     try {
-      arbiter = new LeaseArbiter({ signer: createGrantSigner(key.secretKey), clock: this.clock, ledger })
+      arbiter = new LeaseArbiter({ signer: createNodeGrantSigner(key.secretKey), clock: this.clock, ledger })
       store = this.options.store ?? new SqliteStore(join(dataDir, STORE_FILE))
     } catch (e) {
       ledger.close()
       throw e
     }
-    let leases: LeaseService | undefined
+    // The registry is declared below; the service only asks it once requests arrive.
+    const leases: LeaseService = new LeaseService({
+      arbiter,
+      clock: this.clock,
+      loadedDoc: (name) => registry.loaded(name)?.doc,
+      logger: this.logger,
+      durable: () => ledger.durable(),
+    })
     const registry = new SpaceRegistry({
       store,
       logger: this.logger,
       ...(this.options.idleMs === undefined ? {} : { idleMs: this.options.idleMs }),
       onLoad: (entry) => {
         this.claimSpace(entry, key.publicKey)
-        if (!entry.name.includes('#')) leases?.reconcile(entry.name, entry.doc)
+        if (!entry.name.includes('#')) leases.reconcile(entry.name, entry.doc)
       },
     })
-    leases = new LeaseService({ arbiter, clock: this.clock, loadedDoc: (name) => registry.loaded(name)?.doc, logger: this.logger })
     const hosted = new HostedSpaces({
       registry,
       clock: this.clock,
@@ -533,7 +539,7 @@ export class Relay {
       const record = main.doc.getMap<{ get(k: string): unknown }>(ROOT.participants).get(participant)
       if (record === undefined) throw new ChorusError('not_found', `${participant} has not joined ${main.name}; join, then connect to ${channel}`)
       const registered = record.get('kind')
-      if (registered !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; ${participant} is ${String(registered ?? 'not a participant')}`)
+      if (registered !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; ${participant} is ${typeof registered === 'string' ? registered : 'of no kind'}`)
     } finally {
       running.registry.release(main)
     }

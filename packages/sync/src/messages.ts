@@ -34,7 +34,7 @@ type StoredMessage = Omit<Message, 'id' | 'at'>
 /** Separates the parts of a cursor entry's key: `<participant>\u0000<writer>\u0000<replica>`. */
 const SEP = '\u0000'
 
-const isRestricted = (channel: string): channel is RestrictedChannel => channel in RESTRICTED_CHANNELS
+const isRestricted = (channel: string): channel is RestrictedChannel => Object.hasOwn(RESTRICTED_CHANNELS, channel)
 
 /** Whether a participant of this kind may read (and write) a channel at all. */
 export const mayUseChannel = (p: Pick<Participant, 'kind'>, channel: string): boolean =>

@@ -40,7 +40,14 @@ export const ENTITY_TYPE_KEY = 'entity_type'
 /** The word reported for participants that joined without an entity type (through the sync API). */
 const DEFAULT_ENTITY_TYPE: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_agent', computer: 'computer', service: 'service' }
 
-export const kindOfEntityType = (type: string): ParticipantKind | undefined => ENTITY_KINDS[type.trim().toLowerCase()]
+export const kindOfEntityType = (type: string): ParticipantKind | undefined => {
+  const key = type.trim().toLowerCase()
+  return Object.hasOwn(ENTITY_KINDS, key) ? ENTITY_KINDS[key] : undefined
+}
+
+/** The kind a restricted channel is for; undefined for open channels (own keys only: `constructor` is a channel name). */
+export const restrictedTo = (channel: string): ParticipantKind | undefined =>
+  Object.hasOwn(RESTRICTED_CHANNELS, channel) ? (RESTRICTED_CHANNELS as Record<string, ParticipantKind>)[channel] : undefined
 
 export const iso = (ms: number): string => new Date(ms).toISOString()
 
@@ -114,7 +121,7 @@ export interface Viewer {
  * messages only for their sender and recipient. Without a viewer, only broadcasts on open channels.
  */
 export function mayRead(viewer: Viewer | undefined, m: Pick<Message, 'channel' | 'from' | 'to'>): boolean {
-  const only = (RESTRICTED_CHANNELS as Record<string, ParticipantKind | undefined>)[m.channel]
+  const only = restrictedTo(m.channel)
   if (only !== undefined && viewer?.kind !== only) return false
   if (m.to !== undefined) return viewer !== undefined && (m.to === viewer.id || m.from === viewer.id)
   return true
@@ -122,7 +129,7 @@ export function mayRead(viewer: Viewer | undefined, m: Pick<Message, 'channel' |
 
 /** Whether a participant of `kind` may read `channel` at all. */
 export const mayReadChannel = (kind: ParticipantKind | undefined, channel: string): boolean => {
-  const only = (RESTRICTED_CHANNELS as Record<string, ParticipantKind | undefined>)[channel]
+  const only = restrictedTo(channel)
   return only === undefined || kind === only
 }
 

@@ -1,18 +1,44 @@
 /**
- * The coordination hub's REST API (SEEDS.md §2), kept working unchanged on the relay: entities, messages, tasks,
- * proposals, `/state` and `/dependencies`, on the default space and the same under `/spaces/<space>/...`. Every
- * route acts in a hosted space through the typed `Space` API, so what a REST client does reaches sync clients and
- * `/ws` streams at once, and the other way round. Shapes are in hub-mapping.ts; times are ISO 8601 strings.
+ * The coordination hub's REST API (SEEDS.md §2), kept working unchanged on the relay, on the default space and the
+ * same under `/spaces/<space>/...`. Every route acts in a hosted space through the typed `Space` API, so what a
+ * REST client does reaches sync clients and `/ws` streams at once, and the other way round. JSON in and out;
+ * errors are `{error, message, details?}` with the status of their code (http.ts). Shapes are in hub-mapping.ts:
+ * times are ISO 8601 strings, durations `*_ms`.
+ *
+ * | route | body / query | answer |
+ * |---|---|---|
+ * | `POST /entities/register` | `{entity_id, entity_type, name, capabilities?, metadata?}` | `{status:'registered', entity}` |
+ * | `GET /entities/list` | | `{entities, count}` |
+ * | `POST /entities/{id}/heartbeat` | `{current_task?}` | `{status:'ok', entity_id, presence, last_seen}` |
+ * | `POST /messages/send` | `{sender_id, content, channel='general', recipient_id?, priority='normal', reply_to?}` | `{status:'sent', message}` |
+ * | `GET /messages/recent` | `?channel ?limit ?entity_id` | `{messages, count}` |
+ * | `GET /messages/for/{entity_id}` | `?channel ?limit` | `{entity_id, messages, count}` |
+ * | `POST /tasks/create` | `{title, description?, priority?, requires_human?, created_by?}` | `{status:'created', task_id, task}` |
+ * | `GET /tasks/list` | `?status=open\|claimed\|completed` | `{tasks, count}` |
+ * | `POST /tasks/{id}/claim` | `{entity_id, duration_ms?}` (default 60 s) | `{status:'claimed', task, lease: {token, duration_ms, grant}}` |
+ * | `POST /tasks/{id}/renew` | `{entity_id, duration_ms?}` | `{status:'renewed', task, lease}` |
+ * | `POST /tasks/{id}/release` | `{entity_id}` | `{status:'released', task}` |
+ * | `POST /tasks/{id}/complete` | `{entity_id, result?}` | `{status:'completed', task}` |
+ * | `POST /proposals/create` | `{title, description?, created_by, threshold?=0.75, quorum?=1, deadline?}` | `{status:'created', proposal_id, proposal}` |
+ * | `POST /proposals/{id}/vote` | `{entity_id, vote: for\|against\|abstain}` | `{status:'voted', vote, proposal}` |
+ * | `GET /proposals/list` | `?status=open\|approved\|rejected\|expired` | `{proposals, count}` |
+ * | `GET /state` | | `{space, schema, state, summary: {participants, tasks, proposals, resources}}` |
+ * | `GET /dependencies` | | `{status: ok\|degraded, space, relay, dependencies: {<part>: {status, version?, detail?, ...}}}` |
+ *
+ * Words: `entity_type` is any of human, ai_agent, ai_instance, session, computer, service (or Chorus's ai), in
+ * any case; `priority` low, normal, high, urgent in any case (`medium` reads as normal); `deadline` an ISO date or
+ * ms since 1970.
  *
  * Who acts: a body names the acting entity (`sender_id`, `entity_id`, `created_by`); with tokens it must be the
  * token's participant, registered with the token's kind. `POST /tasks/create` without `created_by` is created by
  * the token's participant, or in open mode by the relay's own `coordination-hub` service participant (joined on
- * first use), since the hub's create-task script names no creator.
+ * first use), since the hub's create-task script names no creator. Claims made over REST are not renewed by the
+ * relay: they run `duration_ms` unless renewed, so a client that goes away frees its tasks.
  *
  * Reading messages: `GET /messages/recent` is the public feed (broadcasts on open channels) unless it names a
- * reader (`?entity_id=`; with tokens, always the token's participant), who also sees its direct messages and the
- * restricted channel of its kind. `GET /messages/for/<id>` is that reader's view. `?limit` is 1..1000 (default
- * 50; larger values are capped at 1000), newest `limit` messages, returned oldest first.
+ * reader (`?entity_id=`; with tokens, always the token's participant), who also sees its own direct messages (sent
+ * and received) and the restricted channel of its kind. `GET /messages/for/<id>` is that reader's view. `?limit`
+ * is 1..1000 (default 50; larger values are capped at 1000): the newest `limit` messages, oldest first.
  */
 import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
@@ -25,15 +51,16 @@ import {
   LIMITS,
   PRIORITIES,
   PROPOSAL_STATUSES,
-  RESTRICTED_CHANNELS,
   SCHEMA_VERSION,
   TASK_STATUSES,
   VOTES,
   channelSchema,
   type Json,
+  type LeaseGrant,
   type Participant,
   type ParticipantKind,
   type ProposalStatus,
+  type RecordedGrant,
   type Space,
   type TaskStatus,
 } from '@chorus/sync'
@@ -48,6 +75,7 @@ import {
   iso,
   mayRead,
   mayReadChannel,
+  restrictedTo,
   messageView,
   proposalView,
   taskView,
@@ -175,42 +203,42 @@ const voteSchema = z.object({
     .pipe(z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` })),
 })
 
-/** Runs `fn` in the request's space with the caller checked; the space is released whatever happens. */
-async function inSpace<T>(
-  ctx: RequestContext,
-  context: HubRoutesContext,
-  fn: (space: Space, caller: Caller, name: string) => T | Promise<T>,
-  readBody?: (body: unknown) => void,
-): Promise<T> {
+/** The caller and the space a request names, once the caller may use that space. */
+function authorize(ctx: RequestContext, context: HubRoutesContext): { caller: Caller; name: string } {
   const caller = context.caller(ctx.req)
   const name = spaceParam(ctx, context.defaultSpace)
   checkSpaceAccess(caller, name)
-  // The body is read (and refused if bad) before a space is loaded for it.
-  if (readBody !== undefined) readBody(await ctx.body())
+  return { caller, name }
+}
+
+/** Runs `fn` in the hosted space `name`, released whatever happens. */
+async function using<T>(context: HubRoutesContext, name: string, fn: (space: Space) => T | Promise<T>): Promise<T> {
   const hosted = await context.spaces.use(name)
   try {
-    return await fn(hosted.space, caller, name)
+    return await fn(hosted.space)
   } finally {
     hosted.release()
   }
 }
 
-/** Routes whose body is parsed with `schema` before the space is used. */
+/** A route without a body, in the request's space. */
+function inSpace<T>(context: HubRoutesContext, fn: (space: Space, caller: Caller, ctx: RequestContext, name: string) => T | Promise<T>) {
+  return (ctx: RequestContext): Promise<T> => {
+    const { caller, name } = authorize(ctx, context)
+    return using(context, name, (space) => fn(space, caller, ctx, name))
+  }
+}
+
+/** A route whose body is parsed with `schema` (a bad one refused) before its space is loaded. */
 function withBody<S extends z.ZodType, T>(
   context: HubRoutesContext,
   schema: S,
   fn: (space: Space, body: z.infer<S>, caller: Caller, ctx: RequestContext) => T | Promise<T>,
-): (ctx: RequestContext) => Promise<T> {
-  return (ctx) => {
-    let body: z.infer<S> | undefined
-    return inSpace(
-      ctx,
-      context,
-      (space, caller) => fn(space, body as z.infer<S>, caller, ctx),
-      (raw) => {
-        body = parseBody(schema, raw)
-      },
-    )
+) {
+  return async (ctx: RequestContext): Promise<T> => {
+    const { caller, name } = authorize(ctx, context)
+    const body = parseBody(schema, await ctx.body())
+    return using(context, name, (space) => fn(space, body, caller, ctx))
   }
 }
 
@@ -243,7 +271,7 @@ function channelParam(ctx: RequestContext, viewer: Viewer | undefined): string |
   const parsed = channelSchema.safeParse(channel)
   if (!parsed.success) throw new ChorusError('invalid_input', parsed.error.issues[0]?.message ?? 'invalid channel', { field: 'channel' })
   if (!mayReadChannel(viewer?.kind, channel)) {
-    const only = (RESTRICTED_CHANNELS as Record<string, string>)[channel]
+    const only = restrictedTo(channel)
     throw new ChorusError(
       'forbidden',
       viewer === undefined
@@ -274,6 +302,15 @@ function visibleMessages(space: Space, viewer: Viewer | undefined, channel: stri
   return out.reverse()
 }
 
+/**
+ * A claim as the holder needs it: its fencing token, how long it runs from when it was asked for, and the signed
+ * grant itself (what `POST /leases/renew` and `/leases/release` take).
+ */
+function leaseView(claim: RecordedGrant): { token: number; duration_ms: number; grant: LeaseGrant } {
+  const { at: _at, ...grant } = claim
+  return { token: claim.token, duration_ms: claim.duration, grant }
+}
+
 const viewerOf = (caller: Caller, p: Participant): Viewer => ({ id: p.id, kind: caller.open ? p.kind : caller.identity.kind })
 
 export function addHubRoutes(router: Router, context: HubRoutesContext): void {
@@ -282,7 +319,7 @@ export function addHubRoutes(router: Router, context: HubRoutesContext): void {
     addMessageRoutes(router, context, prefix)
     addTaskRoutes(router, context, prefix)
     addProposalRoutes(router, context, prefix)
-    router.get(`${prefix}/state`, (ctx) => inSpace(ctx, context, (space, _caller, name) => stateOf(space, name)))
+    router.get(`${prefix}/state`, inSpace(context, (space, _caller, _ctx, name) => stateOf(space, name)))
     router.get(`${prefix}/dependencies`, (ctx) => dependencies(ctx, context))
   }
 }
@@ -296,18 +333,19 @@ function addEntityRoutes(router: Router, context: HubRoutesContext, prefix: stri
       if (!caller.open && caller.identity.kind !== kind) {
         throw new ChorusError('forbidden', `this token is for a ${caller.identity.kind}; it cannot register a ${body.entity_type}`, { field: 'entity_type' })
       }
-      const p = space.join({
+      const { id } = space.join({
         id: body.entity_id,
         name: body.name,
         kind,
         capabilities: body.capabilities ?? [],
         metadata: { ...(body.metadata ?? {}), [ENTITY_TYPE_KEY]: body.entity_type.trim() },
       })
-      return { status: 'registered', entity: entityView(space.participants.get(p.id) as Participant, space.presence.status(p.id)) }
+      return { status: 'registered', entity: entityView(space.participants.get(id) as Participant, space.presence.status(id)) }
     }),
   )
-  router.get(`${prefix}/entities/list`, (ctx) =>
-    inSpace(ctx, context, (space) => {
+  router.get(
+    `${prefix}/entities/list`,
+    inSpace(context, (space) => {
       const entities = space.participants.list().map((p) => entityView(p, space.presence.status(p.id)))
       return { entities, count: entities.length }
     }),
@@ -338,8 +376,9 @@ function addMessageRoutes(router: Router, context: HubRoutesContext, prefix: str
       return { status: 'sent', message: messageView(message) }
     }),
   )
-  router.get(`${prefix}/messages/recent`, (ctx) =>
-    inSpace(ctx, context, (space, caller) => {
+  router.get(
+    `${prefix}/messages/recent`,
+    inSpace(context, (space, caller, ctx) => {
       const named = queryParam(ctx, 'entity_id')
       let viewer: Viewer | undefined
       if (!caller.open) {
@@ -354,8 +393,9 @@ function addMessageRoutes(router: Router, context: HubRoutesContext, prefix: str
       return { messages, count: messages.length }
     }),
   )
-  router.get(`${prefix}/messages/for/{entity_id}`, (ctx) =>
-    inSpace(ctx, context, (space, caller) => {
+  router.get(
+    `${prefix}/messages/for/{entity_id}`,
+    inSpace(context, (space, caller, ctx) => {
       const id = ctx.params.entity_id as string
       checkActingAs(caller, id)
       const p = space.participants.get(id)
@@ -387,8 +427,9 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
       return { status: 'created', task_id: task.id, task: taskView(task) }
     }),
   )
-  router.get(`${prefix}/tasks/list`, (ctx) =>
-    inSpace(ctx, context, (space) => {
+  router.get(
+    `${prefix}/tasks/list`,
+    inSpace(context, (space, _caller, ctx) => {
       const status = statusParam<TaskStatus>(ctx, TASK_STATUSES)
       const tasks = space.tasks.list(status === undefined ? {} : { status }).map(taskView)
       return { tasks, count: tasks.length }
@@ -400,11 +441,13 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
       const id = ctx.params.id as string
       space.tasks.require(id)
       actingAs(space, caller, body.entity_id)
-      const task = await space.member(body.entity_id).claim(id, body.duration_ms == null ? {} : { duration: body.duration_ms })
+      // Not renewed by the relay: a REST holder that goes away loses the task when the claim runs out. It keeps
+      // the claim longer with POST .../renew (or by claiming again, which grants a new token).
+      const task = await space.tasks.claim(id, body.entity_id, { renew: false, ...(body.duration_ms == null ? {} : { duration: body.duration_ms }) })
+      space.presence.touch(body.entity_id)
       const claim = task.claim
       if (claim === undefined) throw new ChorusError('conflict', `task ${id} could not be claimed`, { task: id })
-      const { at: _at, ...grant } = claim
-      return { status: 'claimed', task: taskView(task), lease: { token: claim.token, duration_ms: claim.duration, grant } }
+      return { status: 'claimed', task: taskView(task), lease: leaseView(claim) }
     }),
   )
   router.post(
@@ -415,6 +458,19 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
       actingAs(space, caller, body.entity_id)
       const task = await space.member(body.entity_id).complete(id, body.result ?? undefined)
       return { status: 'completed', task: taskView(task) }
+    }),
+  )
+  router.post(
+    `${prefix}/tasks/{id}/renew`,
+    withBody(context, claimSchema, async (space, body, caller, ctx) => {
+      const id = ctx.params.id as string
+      space.tasks.require(id)
+      actingAs(space, caller, body.entity_id)
+      const task = await space.tasks.renew(id, body.entity_id, body.duration_ms == null ? {} : { duration: body.duration_ms })
+      space.presence.touch(body.entity_id)
+      const claim = task.claim
+      if (claim === undefined) throw new ChorusError('lease_lost', `the claim on task ${id} is no longer live`, { task: id })
+      return { status: 'renewed', task: taskView(task), lease: leaseView(claim) }
     }),
   )
   router.post(
@@ -455,8 +511,9 @@ function addProposalRoutes(router: Router, context: HubRoutesContext, prefix: st
       return { status: 'voted', vote: body.vote, proposal: proposalView(space.proposals.require(id)) }
     }),
   )
-  router.get(`${prefix}/proposals/list`, (ctx) =>
-    inSpace(ctx, context, (space) => {
+  router.get(
+    `${prefix}/proposals/list`,
+    inSpace(context, (space, _caller, ctx) => {
       const status = statusParam<ProposalStatus>(ctx, PROPOSAL_STATUSES)
       const proposals = space.proposals
         .list()
@@ -575,9 +632,7 @@ async function spaceParts(context: HubRoutesContext, name: string): Promise<{ st
 }
 
 async function dependencies(ctx: RequestContext, context: HubRoutesContext) {
-  const caller = context.caller(ctx.req)
-  const name = spaceParam(ctx, context.defaultSpace)
-  checkSpaceAccess(caller, name)
+  const { name } = authorize(ctx, context)
   const parts: Record<string, DependencyStatus> = {
     node: runtime(),
     'node:sqlite': sqlite(),

@@ -27,19 +27,25 @@ export function addLeaseRoutes(router: Router, context: LeaseRoutesContext): voi
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(acquireSchema, await ctx.body())
       checkActingAs(caller, body.holder)
-      return { grant: context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration }) }
+      const grant = context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
+      await context.leases.durable()
+      return { grant }
     })
     router.post(`${prefix}/leases/renew`, async (ctx) => {
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(renewSchema, await ctx.body())
       checkGrant(body.grant, space, caller)
-      return { grant: context.leases.renew(body.grant, body.duration) }
+      const grant = context.leases.renew(body.grant, body.duration)
+      await context.leases.durable()
+      return { grant }
     })
     router.post(`${prefix}/leases/release`, async (ctx) => {
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(releaseSchema, await ctx.body())
       checkGrant(body.grant, space, caller)
-      return { released: context.leases.release(body.grant) }
+      const released = context.leases.release(body.grant)
+      await context.leases.durable()
+      return { released }
     })
     router.get(`${prefix}/leases`, (ctx) => {
       const { space } = authorize(ctx, context)

@@ -64,7 +64,7 @@ export class CollaborationHub {
       throw e
     }
     const hub = new CollaborationHub({ hubId: options.hubId, space: shared.space, ...(options.clock === undefined ? {} : { clock: options.clock }) })
-    hub.disconnect = shared.close
+    hub.disconnect = () => shared.close()
     return hub
   }
 

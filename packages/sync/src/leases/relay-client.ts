@@ -6,7 +6,7 @@
  * holder cut off from the relay still learns that it holds nothing.
  */
 import { systemClock, type Clock } from '../clock.ts'
-import { ChorusError, type ChorusErrorCode } from '../errors.ts'
+import { ChorusError } from '../errors.ts'
 import type { LeaseClient, LeaseLossReason, LeaseRequest } from '../lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 import { LEASE_PATH, MAX_LEASE_FRAME_BYTES, type LeaseLostPush, type LeaseWireReply } from './wire.ts'
@@ -281,5 +281,5 @@ function grantOf(reply: LeaseWireReply): LeaseGrant {
 }
 
 function errorOf(reply: LeaseWireReply & { ok: false }): ChorusError {
-  return new ChorusError(reply.error.code as ChorusErrorCode, reply.error.message, reply.error.details ?? {})
+  return new ChorusError(reply.error.code, reply.error.message, reply.error.details ?? {})
 }
