@@ -17,9 +17,10 @@ import { arch, cpus, loadavg, platform, totalmem } from 'node:os'
 import { Fleet, quantile, type ClientKind, type PhaseResult } from './lib/fanout-clients.ts'
 import { SERVER_LABEL, startServer, type ServerChild, type ServerKind } from './lib/fanout-server.ts'
 import { fmtCount, fmtMs, fmtRatio, median, progress, verdict } from './lib/measure.ts'
+import { leaseBench, OPEN_RATE } from './lib/lease-bench.ts'
 import { printTable } from './lib/table.ts'
 
-const SECTIONS = ['fanout'] as const
+const SECTIONS = ['fanout', 'leases'] as const
 type Section = (typeof SECTIONS)[number]
 
 const args = process.argv.slice(2)
@@ -264,6 +265,47 @@ const printScenario = (n: number, s: Scenario, blocks: ReadonlyMap<ServerKind, r
   )
 }
 
+// ---- 2. leases ---------------------------------------------------------------------------------------------
+
+const LEASE_P99_TARGET_MS = 2
+
+const leasesSection = async (): Promise<void> => {
+  const results = await leaseBench({ quick })
+  const rows: string[][] = []
+  for (const r of results) {
+    const label = r.mode === 'closed' ? 'closed loop' : `${fmtCount(r.offered ?? 0)} pairs/s offered`
+    rows.push([
+      String(r.clients),
+      label,
+      fmtCount(Math.round(r.pairsPerSecond)),
+      fmtLatency(r.acquire.p50),
+      fmtLatency(r.acquire.p99),
+      fmtLatency(r.release.p50),
+      fmtLatency(r.release.p99),
+      fmtCount(Math.round(r.echo.perSecond)),
+      fmtLatency(r.echo.p50),
+      fmtLatency(r.echo.p99),
+      fmtRatio(Math.max(r.acquire.p99, r.release.p99) / r.echo.p99),
+    ])
+  }
+  const open100 = results.find((r) => r.clients === 100 && r.mode === 'open')
+  const p99 = open100 === undefined ? NaN : Math.max(open100.acquire.p99, open100.release.p99)
+  printTable(
+    '2. Leases: acquire + release over the /leases WebSocket, each client on its own key',
+    ['clients', 'load', 'pairs/s', 'acquire p50', 'acquire p99', 'release p50', 'release p99', 'echo round trips/s', 'echo p50', 'echo p99', 'p99 / echo p99'],
+    rows,
+    [
+      'The relay runs in a child process on a temporary data folder; each grant is in leases.sqlite (synchronous=FULL,',
+      '  one commit per event-loop turn) before it is sent. Baseline: a JSON echo server on the same kind of socket',
+      '  (bench/lib/lease-echo-server.ts), same clients, same run: the floor of a loopback round trip on this machine.',
+      'closed loop: each client sends its next request as soon as the last is answered, so latency there is mostly the',
+      '  queue of the other clients (Little\'s law; the echo server shows the same growth); pairs/s is the capacity.',
+      `offered: pairs started on a fixed schedule, ${fmtCount(OPEN_RATE)} per second over all clients: latency under a known load.`,
+      `target: p99 under ${LEASE_P99_TARGET_MS} ms at 100 clients (offered load, worse of acquire and release): ${verdict(p99 < LEASE_P99_TARGET_MS)} at ${fmtLatency(p99)}.`,
+    ],
+  )
+}
+
 // ---- run ---------------------------------------------------------------------------------------------------
 
 // Ctrl-C: the 'exit' hook of fanout-server.ts kills the server children and removes the relay's data folder.
@@ -273,6 +315,7 @@ const t0 = performance.now()
 if (only !== undefined && !SECTIONS.some(want)) progress(`bench/relay.ts: none of its sections (${SECTIONS.join(', ')}) selected`)
 try {
   if (want('fanout')) await fanoutSection()
+  if (want('leases')) await leasesSection()
   console.log(`\ntotal bench time ${fmtMs(performance.now() - t0)}, load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   progress('done')
 } catch (e) {

@@ -17,6 +17,10 @@ const ECHO_MAIN = fileURLToPath(new URL('./lease-echo-server.ts', import.meta.ur
 
 export interface LeaseLevelResult {
   clients: number
+  /** 'closed': each client starts its next pair as soon as the last one is answered; 'open': pairs at a fixed total rate. */
+  mode: 'closed' | 'open'
+  /** For 'open': the offered acquire + release pairs per second over all clients. */
+  offered?: number
   /** acquire + release pairs per second, over all clients. */
   pairsPerSecond: number
   acquire: { p50: number; p99: number }
@@ -106,7 +110,12 @@ class Conn {
 
 const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
 
-async function runLevel(url: string, clients: number, ms: number, echo: boolean): Promise<{ perSecond: number; a: number[]; r: number[] }> {
+/**
+ * Runs `clients` connections for `ms`. Without `rate` each loops as fast as it is answered (throughput); with
+ * `rate` (pairs per second over all clients) each starts its pairs on a fixed schedule, staggered, so latency is
+ * measured under a known load rather than under the queue a closed loop builds.
+ */
+async function runLevel(url: string, clients: number, ms: number, echo: boolean, rate?: number): Promise<{ perSecond: number; a: number[]; r: number[] }> {
   const conns = await Promise.all(Array.from({ length: clients }, () => Conn.open(url)))
   const acquire: number[] = []
   const release: number[] = []
@@ -116,7 +125,15 @@ async function runLevel(url: string, clients: number, ms: number, echo: boolean)
   await Promise.all(
     conns.map(async (c, i) => {
       const key = `task:bench-${i}`
+      const interval = rate === undefined ? 0 : (clients * 1000) / rate
+      let due = start + (interval * i) / clients
       while (performance.now() < deadline) {
+        if (rate !== undefined) {
+          const wait = due - performance.now()
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+          due += interval
+          if (performance.now() >= deadline) break
+        }
         const t0 = performance.now()
         const got = await c.request({ op: 'acquire', space: 'bench', key, holder: `client-${i}`, duration: 10_000 })
         const t1 = performance.now()
@@ -136,28 +153,41 @@ async function runLevel(url: string, clients: number, ms: number, echo: boolean)
   return { perSecond: (pairs * 1000) / elapsed, a: acquire.sort((x, y) => x - y), r: release.sort((x, y) => x - y) }
 }
 
+/** Offered load of the latency runs: pairs per second over all clients (two requests each). */
+export const OPEN_RATE = 1_000
+
 export async function leaseBench(options: { quick: boolean }): Promise<LeaseLevelResult[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'chorus-bench-leases-'))
   const ms = options.quick ? 1_500 : 4_000
   const relay = await startChild([RELAY_MAIN, '--port', '0', '--data', dataDir, '--rate-limit', '1000000'], 'relay')
   const echo = await startChild([ECHO_MAIN], 'echo server')
   const out: LeaseLevelResult[] = []
+  const result = (
+    clients: number,
+    mode: 'closed' | 'open',
+    ours: { perSecond: number; a: number[]; r: number[] },
+    base: { perSecond: number; a: number[]; r: number[] },
+  ): LeaseLevelResult => {
+    const both = [...base.a, ...base.r].sort((x, y) => x - y)
+    return {
+      clients,
+      mode,
+      ...(mode === 'open' ? { offered: OPEN_RATE } : {}),
+      pairsPerSecond: ours.perSecond,
+      acquire: { p50: quantile(ours.a, 0.5), p99: quantile(ours.a, 0.99) },
+      release: { p50: quantile(ours.r, 0.5), p99: quantile(ours.r, 0.99) },
+      echo: { perSecond: base.perSecond, p50: quantile(both, 0.5), p99: quantile(both, 0.99) },
+    }
+  }
   try {
     for (const clients of [1, 10, 100]) {
       progress(`leases: ${clients} client(s), warm-up`)
       await runLevel(relay.url, clients, 300, false)
       await runLevel(echo.url, clients, 300, true)
-      progress(`leases: ${clients} client(s), ${ms} ms each against the relay and the echo baseline`)
-      const ours = await runLevel(relay.url, clients, ms, false)
-      const base = await runLevel(echo.url, clients, ms, true)
-      const both = [...base.a, ...base.r].sort((x, y) => x - y)
-      out.push({
-        clients,
-        pairsPerSecond: ours.perSecond,
-        acquire: { p50: quantile(ours.a, 0.5), p99: quantile(ours.a, 0.99) },
-        release: { p50: quantile(ours.r, 0.5), p99: quantile(ours.r, 0.99) },
-        echo: { perSecond: base.perSecond, p50: quantile(both, 0.5), p99: quantile(both, 0.99) },
-      })
+      progress(`leases: ${clients} client(s), closed loop, ${ms} ms each against the relay and the echo baseline`)
+      out.push(result(clients, 'closed', await runLevel(relay.url, clients, ms, false), await runLevel(echo.url, clients, ms, true)))
+      progress(`leases: ${clients} client(s), ${OPEN_RATE} pairs/s offered, ${ms} ms each`)
+      out.push(result(clients, 'open', await runLevel(relay.url, clients, ms, false, OPEN_RATE), await runLevel(echo.url, clients, ms, true, OPEN_RATE)))
     }
   } finally {
     await relay.stop()
