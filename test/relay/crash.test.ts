@@ -16,7 +16,7 @@ import { WebSocket as WsClient } from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { RelayLeaseClient, type LeaseGrant } from '@chorus/sync'
-import { health, until, wsUrl } from './helpers.ts'
+import { health, prng, until, wsUrl } from './helpers.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const MAIN = 'relay/src/main.ts'
@@ -26,17 +26,6 @@ const SPACES = ['crash-a', 'crash-b', 'crash-c']
 const LEASE_KEYS = ['task:build', 'task:deploy', 'resource:db', 'resource:cache']
 const LEASE_SPACE = 'crash-a'
 
-/** mulberry32: small, seedable, good enough to pick timings and sizes. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface RelayChild {
   child: ChildProcessWithoutNullStreams

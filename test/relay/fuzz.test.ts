@@ -12,7 +12,7 @@ import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { ManualClock, encodeAwarenessMessage, encodeQueryAwareness, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type LeaseGrant } from '@chorus/sync'
 import { CloseCode, type Logger } from '@chorus/relay'
-import { closed, fixture, health, opened, synced, until, wsUrl, type Fixture } from './helpers.ts'
+import { closed, fixture, health, opened, prng, synced, until, wsUrl, type Fixture } from './helpers.ts'
 
 const SYNC_FRAMES = 10_000
 const LEASE_FRAMES = 3_000
@@ -34,17 +34,6 @@ afterEach(async () => {
 
 type Random = () => number
 
-/** mulberry32 */
-function prng(seed: number): Random {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const int = (r: Random, n: number): number => Math.floor(r() * n)
 const pick = <T>(r: Random, items: readonly T[]): T => items[int(r, items.length)] as T

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocket as WsClient, type ClientOptions } from 'ws'
 import * as Y from 'yjs'
+import * as lib0prng from 'lib0/prng'
 import { WebsocketProvider } from 'y-websocket'
 import { Relay, silentLogger, type RelayHealth, type RelayOptions } from '@chorus/relay'
 
@@ -103,4 +104,10 @@ export async function closed(ws: WsClient, timeoutMs = 5_000): Promise<{ code: n
   if (ws.readyState === ws.CLOSED) throw new Error('already closed')
   const [code, reason] = await nextEvent<[number, Buffer]>(ws, 'close', timeoutMs)
   return { code, reason: reason.toString() }
+}
+
+/** A seeded random source in [0, 1) (lib0's PRNG): the same seed gives the same run, so a failure can be replayed. */
+export function prng(seed: number): () => number {
+  const gen = lib0prng.create(seed)
+  return () => lib0prng.real53(gen)
 }

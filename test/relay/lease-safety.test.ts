@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { describe, expect, it, onTestFailed } from 'vitest'
 import { ChorusError, ManualClock, MIN_LEASE_MS, RelayLeaseClient, type LeaseGrant } from '@chorus/sync'
 import { Relay, silentLogger } from '@chorus/relay'
+import { prng } from './helpers.ts'
 
 const SEEDS = process.env.CHORUS_SEED === undefined ? [1, 7, 42, 2024] : [Number(process.env.CHORUS_SEED)]
 const STEPS_PER_SEED = 2_600
@@ -27,18 +28,6 @@ const RESTART_CHANCE = 1 / 200
  * fast. What this test checks is the relay's logic across stop and start; crash.test.ts kills a real process.
  */
 const DATA_ROOT = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
-
-/** mulberry32: small and seedable. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Via = 'direct' | 'ws' | 'rest'
 type Outcome = { ok: true; grant: LeaseGrant } | { ok: false; code: string }

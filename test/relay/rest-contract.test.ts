@@ -5,10 +5,9 @@
 import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import { Space } from '@chorus/sync'
 import { Auth } from '@chorus/relay'
-import { fixture, synced, until, type Fixture } from './helpers.ts'
+import { fixture, prng, synced, until, type Fixture } from './helpers.ts'
 import {
   hub,
-  prng,
   register,
   shuffle,
   type ClaimReply,

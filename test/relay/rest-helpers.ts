@@ -30,17 +30,6 @@ export function hub(url: string, headers: Record<string, string> = {}): Hub {
   }
 }
 
-/** Seeded PRNG (mulberry32): the same seed gives the same sequence, so a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items]
