@@ -33,13 +33,30 @@ export interface HostedSpacesOptions {
 
 const RESTRICTED: RestrictedChannel[] = ['ai-only', 'human-only']
 
+/**
+ * A participant present only through REST calls (register, heartbeat, send...) turns offline this long after its
+ * last call, as the coordination hub's heartbeat detection had it.
+ */
+export const REST_PRESENCE_MS = 2 * 60_000
+
 export class HostedSpaces {
   private readonly options: HostedSpacesOptions
   private readonly slots = new Map<string, Slot>()
   private closed = false
+  private readonly pruner: ReturnType<typeof setInterval>
 
   constructor(options: HostedSpacesOptions) {
     this.options = options
+    // Reads prune too; the timer makes silent participants go offline for sync clients as well.
+    this.pruner = setInterval(() => void this.prune(), REST_PRESENCE_MS / 4)
+    this.pruner.unref()
+  }
+
+  private async prune(): Promise<void> {
+    for (const slot of this.slots.values()) {
+      const loaded = await slot.ready.catch(() => undefined)
+      loaded?.space.presence.prune(REST_PRESENCE_MS)
+    }
   }
 
   /** The hosted space `name` (a main space, without `#`), loading it if needed; call `release()` when done. */
@@ -67,6 +84,7 @@ export class HostedSpaces {
       slot.users--
       throw e
     }
+    space.presence.prune(REST_PRESENCE_MS)
     let released = false
     const s = slot
     return {
@@ -82,6 +100,7 @@ export class HostedSpaces {
   /** Drop every hosted space (their documents stay with the registry, which flushes them). */
   async close(): Promise<void> {
     this.closed = true
+    clearInterval(this.pruner)
     const slots = [...this.slots.values()]
     this.slots.clear()
     await Promise.all(slots.map((slot) => this.unload(slot)))

@@ -3,8 +3,8 @@
  * the default space and under `/spaces/<space>/`, over real HTTP against a relay on 127.0.0.1 port 0.
  */
 import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
-import { Space } from '@chorus/sync'
-import { Auth } from '@chorus/relay'
+import { ManualClock, Space } from '@chorus/sync'
+import { Auth, REST_PRESENCE_MS } from '@chorus/relay'
 import { fixture, prng, synced, until, type Fixture } from './helpers.ts'
 import {
   hub,
@@ -116,6 +116,23 @@ describe('entities', () => {
     expect(list.body.entities[0]).toMatchObject({ entity_id: 'bot', status: 'online', current_task: 'reviewing' })
     await expectError(api.post('/entities/nobody/heartbeat', {}), 404, 'not_found', /unknown entity "nobody"/)
     await expectError(api.post('/entities/bot/heartbeat', { current_task: 5 }), 400, 'invalid_input', /^current_task:/)
+  })
+
+  it('an entity that stops calling turns offline after REST_PRESENCE_MS, and a heartbeat brings it back', async () => {
+    const clock = new ManualClock(Date.now())
+    const g = fixture()
+    try {
+      const timed = hub((await g.startRelay({ clock })).url)
+      await register(timed, [['bot', 'ai_agent']])
+      const status = async (): Promise<string | undefined> => (await timed.get<{ entities: EntityView[] }>('/entities/list')).body.entities[0]?.status
+      expect(await status()).toBe('online')
+      clock.advance(REST_PRESENCE_MS + 1)
+      expect(await status()).toBe('offline')
+      expect((await timed.post('/entities/bot/heartbeat')).status).toBe(200)
+      expect(await status()).toBe('online')
+    } finally {
+      await g.teardown()
+    }
   })
 })
 

@@ -7,10 +7,17 @@
  * doc.getMap('state').set('k', 1) // with SqliteStore, on disk before `set` returns
  * await persistence.destroy()
  * ```
+ *
+ * With `groupCommit: true` and a store that offers it (`GroupCommitStore`, e.g. SqliteStore), updates are appended
+ * with `appendGrouped` instead: all the updates of one turn of the event loop, across every persisted doc on that
+ * store, go into one transaction committed right after the turn. Cheaper (one commit instead of one per update),
+ * but an update is durable only once that commit is done (`flush()` resolves, or the store's
+ * `onGroupCommitted` listeners run), not when the doc's update event returns. The relay uses it and holds its
+ * fan-out until the commit; without the option nothing changes.
  */
 import * as Y from 'yjs'
 import { ChorusError } from './errors.ts'
-import { STORE_ORIGIN, type Store } from './store.ts'
+import { isGroupCommitStore, STORE_ORIGIN, type Store } from './store.ts'
 
 export interface PersistOptions {
   /** Compact after this many appended updates (default 500); `Infinity` turns automatic compaction off. */
@@ -20,6 +27,11 @@ export interface PersistOptions {
    * (or `destroy()`), so without `onError` they still surface.
    */
   onError?: (e: unknown) => void
+  /**
+   * Append through the store's group commit when it has one (see the module comment). Default false: each update
+   * is appended on its own, committed (with SqliteStore) before the doc's update event returns.
+   */
+  groupCommit?: boolean
 }
 
 export interface PersistenceStats {
@@ -57,7 +69,7 @@ export async function persist(
   if (!(compactEvery === Infinity || (Number.isSafeInteger(compactEvery) && compactEvery > 0))) {
     throw new ChorusError('invalid_input', `compactEvery must be a positive integer or Infinity, got ${compactEvery}`)
   }
-  const persistence = new StorePersistence(doc, store, space, compactEvery, options.onError)
+  const persistence = new StorePersistence(doc, store, space, compactEvery, options.onError, options.groupCommit === true)
   await persistence.start()
   return persistence
 }
@@ -79,13 +91,25 @@ class StorePersistence implements Persistence {
   private foreign = false
   private failure: { error: unknown } | undefined
   private destroyed = false
+  private readonly appendUpdate: (update: Uint8Array) => Promise<number>
 
-  constructor(doc: Y.Doc, store: Store, space: string, compactEvery: number, onError?: (e: unknown) => void) {
+  constructor(
+    doc: Y.Doc,
+    store: Store,
+    space: string,
+    compactEvery: number,
+    onError: ((e: unknown) => void) | undefined,
+    groupCommit: boolean,
+  ) {
     this.doc = doc
     this.store = store
     this.space = space
     this.compactEvery = compactEvery
     this.onError = onError
+    this.appendUpdate =
+      groupCommit && isGroupCommitStore(store)
+        ? (update) => store.appendGrouped(space, update)
+        : (update) => store.append(space, update)
   }
 
   async start(): Promise<void> {
@@ -144,10 +168,13 @@ class StorePersistence implements Persistence {
     this.doc.off('destroy', this.onDocDestroy)
   }
 
-  /** Issues the append now: a synchronous store (SqliteStore) has committed it before this returns. */
+  /**
+   * Issues the append now: a synchronous store (SqliteStore) has committed it before this returns, or, with group
+   * commit, has added it to the transaction committed after this turn of the event loop.
+   */
   private write(update: Uint8Array): void {
     // The executor runs synchronously, and turns a store that throws instead of rejecting into a rejection.
-    const appended = new Promise<number>((resolve) => resolve(this.store.append(this.space, update)))
+    const appended = new Promise<number>((resolve) => resolve(this.appendUpdate(update)))
     const tracked = appended.then(
       (seq) => this.appended(seq),
       (e: unknown) => this.fail(e),

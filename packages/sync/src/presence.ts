@@ -67,6 +67,21 @@ export class Presence {
     this.awareness.setLocalStateField(FIELD, local)
   }
 
+  /**
+   * Stops announcing participants hosted here that were not active for `maxAgeMs`: for a replica acting for
+   * clients that only check in now and then (a relay's REST heartbeats), so a silent one turns offline.
+   */
+  prune(maxAgeMs: number): string[] {
+    const local = this.localEntries()
+    const cutoff = this.clock.now() - maxAgeMs
+    const stale = Object.keys(local).filter((id) => (local[id]?.active ?? 0) < cutoff)
+    if (stale.length === 0) return []
+    const kept = { ...local }
+    for (const id of stale) delete kept[id]
+    this.awareness.setLocalStateField(FIELD, kept)
+    return stale
+  }
+
   status(participant: string): PresenceInfo {
     const now = this.clock.now()
     let active: number | undefined

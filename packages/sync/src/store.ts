@@ -28,5 +28,34 @@ export interface Store {
   close(): Promise<void>
 }
 
+/**
+ * An optional capability of a Store (`SqliteStore` has it): group commit. Appends made with `appendGrouped` in one
+ * turn of the event loop, across all spaces, share one transaction, committed right after that turn (or sooner by
+ * `commitGroup()`, or by any other call of the store). Nothing appended that way is durable before the commit,
+ * so a caller that must not reveal an update before it is stored waits for `onGroupCommitted`. Plain `append`
+ * keeps its own contract: committed before its promise exists.
+ */
+export interface GroupCommitStore extends Store {
+  /**
+   * Append `update` inside the open group transaction (opening one). Resolves with its sequence number once that
+   * transaction is committed; rejects if the append or the commit fails.
+   */
+  appendGrouped(space: string, update: Uint8Array): Promise<number>
+  /** Commit the open group now; nothing to do when none is open. A failure is reported as `appendGrouped`'s is. */
+  commitGroup(): void
+  /**
+   * `listener` is called synchronously right after each group transaction ends: with `undefined` once it is
+   * committed, with the error when it failed (its appends are then lost and rejected). Returns an unsubscribe
+   * function. A listener that throws is reported as an uncaught exception and does not disturb the others.
+   */
+  onGroupCommitted(listener: (error: unknown) => void): () => void
+}
+
+/** Whether `store` offers group commit (`GroupCommitStore`). */
+export function isGroupCommitStore(store: Store): store is GroupCommitStore {
+  const s = store as Partial<GroupCommitStore>
+  return typeof s.appendGrouped === 'function' && typeof s.commitGroup === 'function' && typeof s.onGroupCommitted === 'function'
+}
+
 /** Transaction origin of updates applied from a Store: they are history, not news, so no live events fire. */
 export const STORE_ORIGIN: unique symbol = Symbol.for('chorus.store')

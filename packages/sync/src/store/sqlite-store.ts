@@ -6,20 +6,39 @@
  * const seq = await store.append('team', update) // the row is committed before append returns
  * ```
  *
- * Durability: the database runs in WAL mode and every call is its own committed transaction, made
- * synchronously before the returned promise exists. With the default `durability: 'normal'`
- * (synchronous=NORMAL) a crash of the process loses nothing that was appended; a power loss or OS crash may
- * lose the last few commits but never corrupts the file. `durability: 'full'` (synchronous=FULL) syncs the
- * WAL on every commit, so appends also survive power loss, at the price of one fsync per append.
+ * Durability: the database runs in WAL mode. `append`, `compact` and `remove` are each their own committed
+ * transaction, made synchronously before the returned promise exists. `appendGrouped` (group commit, see
+ * `GroupCommitStore`) instead adds to one transaction shared by every grouped append of the current turn of the
+ * event loop, committed right after that turn; its promise resolves, and `onGroupCommitted` listeners run, only
+ * once that commit is done. The relay appends that way and fans an update out only after its commit.
+ *
+ * Synchronous level: `durability: 'normal'` (the default) is synchronous=NORMAL: a commit appends to the WAL
+ * without an fsync (the WAL is synced at checkpoints). The write has reached the OS when COMMIT returns, so a
+ * crash of the process (SIGKILL included) loses nothing committed; a power loss or OS crash may lose the last
+ * commits, never the file's consistency. That is the right trade for the relay (clients keep their updates and
+ * resync them to a relay that lost its last commits) and for an agent's cache. `durability: 'full'`
+ * (synchronous=FULL) syncs the WAL on every commit, so commits also survive power loss, for one fsync per commit:
+ * per append, or per turn of the event loop with group commit.
+ *
+ * Checkpoints are kept off the write path: SQLite's automatic checkpoint (run inside the COMMIT that crosses the
+ * threshold) only starts at `walAutocheckpointPages` (default 10,000 pages, ~40 MB) as a safety net, and a
+ * PASSIVE checkpoint runs on a timer every `checkpointIntervalMs` (default 1 s) between turns, copying each page
+ * changed since the last one once, however often it was rewritten. The timer is unref'd and cleared on close.
+ *
+ * The `updates` table is `WITHOUT ROWID` (one b-tree keyed by `(space, seq)`, not a rowid table plus an index
+ * on the same key, so an append writes one b-tree instead of two). A file created as a rowid table by earlier
+ * code is rebuilt in place on open; both layouts hold the same rows under the same SQL, so the schema version
+ * stays 1 and earlier code still reads and writes either.
  *
  * Several connections (processes) may share one file: sequence numbers are assigned inside the insert
- * statement, under SQLite's write lock, so they stay unique and increasing per space.
+ * statement, under SQLite's write lock, so they stay unique and increasing per space. A group transaction holds
+ * the write lock for the rest of its turn of the event loop.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { ChorusError } from '../errors.ts'
-import type { Store, StoredSpace } from '../store.ts'
+import type { GroupCommitStore, StoredSpace } from '../store.ts'
 import { checkCompaction } from './memory-store.ts'
 
 /** The schema this code writes; a file with a higher version was written by newer code and is refused. */
@@ -30,15 +49,28 @@ export interface SqliteStoreOptions {
   durability?: 'normal' | 'full'
   /** How long a call waits for another connection's write lock before failing, in ms. Default 5000. */
   busyTimeoutMs?: number
+  /** A PASSIVE WAL checkpoint runs this often, in ms (default 1000); 0 leaves checkpoints to SQLite alone. */
+  checkpointIntervalMs?: number
+  /** SQLite checkpoints by itself, inside a commit, once the WAL holds this many pages (default 10,000). */
+  walAutocheckpointPages?: number
 }
 
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS updates (
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1000
+export const DEFAULT_WAL_AUTOCHECKPOINT_PAGES = 10_000
+/** A WAL file that grew past this during a burst is truncated back to it once it is checkpointed. */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
+const UPDATES_TABLE = (name: string): string => `
+  CREATE TABLE IF NOT EXISTS ${name} (
     space TEXT NOT NULL,
     seq INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (space, seq)
-  );
+  ) WITHOUT ROWID;
+`
+
+const SCHEMA = `
+  ${UPDATES_TABLE('updates')}
   CREATE TABLE IF NOT EXISTS snapshots (
     space TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -55,7 +87,14 @@ const LAST_SEQ = `COALESCE((SELECT MAX(s) FROM (
 // SQLITE_CORRUPT and SQLITE_NOTADB: the file is damaged or is not a database.
 const CORRUPT_ERRCODES = new Set([11, 26])
 
-export class SqliteStore implements Store {
+interface Group {
+  /** Settles when the group transaction ends: resolves once committed, rejects when it failed. */
+  readonly done: Promise<void>
+  readonly resolve: () => void
+  readonly reject: (e: unknown) => void
+}
+
+export class SqliteStore implements GroupCommitStore {
   readonly path: string
   private readonly db: DatabaseSync
   private readonly stmt: {
@@ -72,8 +111,13 @@ export class SqliteStore implements Store {
     deleteUpdates: StatementSync
     deleteSnapshot: StatementSync
     spaces: StatementSync
+    checkpoint: StatementSync | undefined
   }
   private closed = false
+  /** The open group transaction (`appendGrouped`), if any. */
+  private group: Group | undefined
+  private readonly groupListeners = new Set<(error: unknown) => void>()
+  private readonly checkpointTimer: ReturnType<typeof setInterval> | undefined
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path
@@ -82,7 +126,19 @@ export class SqliteStore implements Store {
     try {
       this.db.exec('PRAGMA journal_mode = WAL')
       this.db.exec(`PRAGMA synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`)
+      const autocheckpoint = options.walAutocheckpointPages ?? DEFAULT_WAL_AUTOCHECKPOINT_PAGES
+      const interval = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS
+      if (!(Number.isSafeInteger(autocheckpoint) && autocheckpoint >= 0)) {
+        throw new ChorusError('invalid_input', `walAutocheckpointPages must be a non-negative integer, got ${autocheckpoint}`)
+      }
+      if (!(Number.isFinite(interval) && interval >= 0)) {
+        throw new ChorusError('invalid_input', `checkpointIntervalMs must be a non-negative number, got ${interval}`)
+      }
+      this.db.exec(`PRAGMA wal_autocheckpoint = ${autocheckpoint}`)
+      this.db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`)
       this.migrate()
+      // An in-memory database has no WAL (its journal_mode stays 'memory'): nothing to checkpoint.
+      const wal = this.db.prepare('PRAGMA journal_mode').get()?.journal_mode === 'wal'
       const db = this.db
       this.stmt = {
         begin: db.prepare('BEGIN'),
@@ -101,6 +157,12 @@ export class SqliteStore implements Store {
         deleteUpdates: db.prepare('DELETE FROM updates WHERE space = ?'),
         deleteSnapshot: db.prepare('DELETE FROM snapshots WHERE space = ?'),
         spaces: db.prepare('SELECT space FROM updates UNION SELECT space FROM snapshots ORDER BY space'),
+        checkpoint: wal ? db.prepare('PRAGMA wal_checkpoint(PASSIVE)') : undefined,
+      }
+      if (wal && interval > 0) {
+        this.checkpointTimer = setInterval(this.checkpoint, interval)
+        // A checkpoint timer alone must not keep a process alive; close() clears it.
+        this.checkpointTimer.unref()
       }
     } catch (e) {
       this.db.close()
@@ -135,6 +197,50 @@ export class SqliteStore implements Store {
     })
   }
 
+  appendGrouped(space: string, update: Uint8Array): Promise<number> {
+    let group: Group
+    let seq: number
+    try {
+      this.checkOpen()
+      group = this.openGroup()
+      try {
+        seq = int(this.stmt.append.get(space, update)?.seq, space)
+      } catch (e) {
+        // Most errors undo the one statement; some (a full disk, I/O) make SQLite roll the whole transaction back,
+        // and with it every append of the group.
+        if (!this.db.isTransaction) this.endGroup(group, this.translate(e))
+        throw e
+      }
+    } catch (e) {
+      return Promise.reject(this.translate(e))
+    }
+    return group.done.then(() => seq)
+  }
+
+  commitGroup(): void {
+    const group = this.group
+    if (group === undefined) return
+    try {
+      this.stmt.commit.run()
+    } catch (e) {
+      try {
+        if (this.db.isTransaction) this.stmt.rollback.run()
+      } catch {
+        // Nothing more to undo: the group is lost either way.
+      }
+      this.endGroup(group, this.translate(e))
+      return
+    }
+    this.endGroup(group, undefined)
+  }
+
+  onGroupCommitted(listener: (error: unknown) => void): () => void {
+    // Wrapped, so that the same function subscribed twice is called twice and unsubscribes one at a time.
+    const entry = (error: unknown): void => listener(error)
+    this.groupListeners.add(entry)
+    return () => this.groupListeners.delete(entry)
+  }
+
   compact(space: string, snapshot: Uint8Array, throughSeq: number): Promise<void> {
     return this.op(() =>
       this.transaction(this.stmt.beginWrite, () => {
@@ -161,10 +267,63 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (!this.closed) {
+      this.commitGroup()
       this.closed = true
+      if (this.checkpointTimer !== undefined) clearInterval(this.checkpointTimer)
       this.db.close()
     }
     return Promise.resolve()
+  }
+
+  private openGroup(): Group {
+    if (this.group !== undefined) return this.group
+    // Takes the write lock now: another connection cannot slip a seq in between our appends' reads and writes.
+    this.stmt.beginWrite.run()
+    let resolve!: () => void
+    let reject!: (e: unknown) => void
+    const done = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    // Failures reach the callers through appendGrouped's promises and the listeners; this one is never awaited.
+    done.catch(() => undefined)
+    const group: Group = { done, resolve, reject }
+    this.group = group
+    setImmediate(() => {
+      if (this.group === group) this.commitGroup()
+    })
+    return group
+  }
+
+  private endGroup(group: Group, error: unknown): void {
+    if (this.group !== group) return
+    this.group = undefined
+    if (error === undefined) group.resolve()
+    else group.reject(error)
+    for (const listener of [...this.groupListeners]) {
+      try {
+        listener(error)
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e
+        })
+      }
+    }
+  }
+
+  /** The periodic PASSIVE checkpoint: never waits for readers or writers, and gives up quietly when busy. */
+  private readonly checkpoint = (): void => {
+    // A group open now is committed after this turn; its pages are checkpointed next time.
+    if (this.closed || this.group !== undefined) return
+    try {
+      this.stmt.checkpoint?.run()
+    } catch {
+      // Busy or locked by another connection: SQLite's own checkpoint or the next tick catches up.
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ChorusError('closed', `SqliteStore ${this.path} is closed`, { path: this.path })
   }
 
   private migrate(): void {
@@ -185,7 +344,17 @@ export class SqliteStore implements Store {
           { path: this.path, version: row?.value, supported: SQLITE_SCHEMA_VERSION },
         )
       }
-      // Version 1 is the first schema: nothing to migrate from yet.
+      // Version 1 is the first schema. Its updates table started out as a rowid table; rebuild such a file's table
+      // WITHOUT ROWID (same columns, key and SQL, so the version does not change).
+      const layout = this.db.prepare("SELECT wr FROM pragma_table_list('updates') WHERE schema = 'main'").get()
+      if (layout !== undefined && layout.wr === 0) {
+        this.db.exec(`
+          ${UPDATES_TABLE('updates_without_rowid')}
+          INSERT INTO updates_without_rowid (space, seq, data) SELECT space, seq, data FROM updates;
+          DROP TABLE updates;
+          ALTER TABLE updates_without_rowid RENAME TO updates;
+        `)
+      }
       this.db.exec('COMMIT')
     } catch (e) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK')
@@ -205,10 +374,14 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Runs `fn` now (so a write is committed before the promise exists) and reports failure as a rejection. */
+  /**
+   * Runs `fn` now (so a write is committed before the promise exists) and reports failure as a rejection. An open
+   * group is committed first: `fn` runs in a transaction (or autocommit) of its own.
+   */
   private op<T>(fn: () => T): Promise<T> {
     try {
-      if (this.closed) throw new ChorusError('closed', `SqliteStore ${this.path} is closed`, { path: this.path })
+      this.checkOpen()
+      this.commitGroup()
       return Promise.resolve(fn())
     } catch (e) {
       return Promise.reject(this.translate(e))
