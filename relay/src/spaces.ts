@@ -1,10 +1,29 @@
 /**
  * The relay's loaded spaces: per name one `Y.Doc`, its `Awareness`, the connections on it and its persistence.
  * A space loads from the store on first use and unloads after `idleMs` without anyone on it.
+ *
+ * Persist before fan-out: no connection hears of an update before it is committed to the store. On a store with
+ * group commit (`GroupCommitStore`: SqliteStore) every update received in one turn of the event loop, across all
+ * spaces, is appended to one transaction, committed right after that turn. Until that commit, a space that has
+ * uncommitted updates holds everything it would send to its connections (the updates, sync replies computed
+ * from the doc, awareness, greetings), in order per connection, and sends it right after the commit; if the
+ * commit fails, it sends none of it and is evicted (its connections closed with 1011, so the clients resync).
+ * An update that does not come from a connection (the relay's own writes, the REST API) is committed at once, with
+ * whatever else is pending, so its writer may go on as if it were stored, as with a plain store. On a store
+ * without group commit (MemoryStore, custom stores), each update is appended on its own before it is fanned out.
  */
 import * as Y from 'yjs'
 import { Awareness, removeAwarenessStates } from 'y-protocols/awareness'
-import { ChorusError, encodeAwarenessMessage, encodeSyncUpdate, persist, type Persistence, type Store } from '@chorus/sync'
+import {
+  ChorusError,
+  encodeAwarenessMessage,
+  encodeSyncUpdate,
+  isGroupCommitStore,
+  persist,
+  STORE_ORIGIN,
+  type Persistence,
+  type Store,
+} from '@chorus/sync'
 import { silentLogger, type Logger } from './logger.ts'
 
 export const DEFAULT_IDLE_MS = 30_000
@@ -36,6 +55,24 @@ interface AwarenessChanges {
   removed: number[]
 }
 
+/** A message held until a commit: for `to` alone, or (`to` undefined) for every connection but `skip`. */
+interface Held {
+  readonly message: Uint8Array
+  readonly to: SpacePeer | undefined
+  readonly skip: unknown
+}
+
+/** How a space waits for its store's group commit (given by its `SpaceRegistry`). */
+export interface CommitGate {
+  /**
+   * `entry` has just appended an update to the open group: call `settled` right after that group ends, with
+   * `undefined` once it is committed or with the error that lost it.
+   */
+  hold(entry: SpaceEntry, settled: (error: unknown) => void): void
+  /** Commit the open group now (and settle every holder). */
+  commitNow(): void
+}
+
 export class SpaceEntry {
   readonly name: string
   readonly doc: Y.Doc
@@ -44,17 +81,38 @@ export class SpaceEntry {
   private readonly peers = new Set<SpacePeer>()
   /** The connection that last announced each awareness client: its states go when that connection does. */
   private readonly owners = new Map<number, SpacePeer>()
+  private readonly gate: CommitGate | undefined
+  /** While an update of this space awaits its commit: the messages that wait with it, in order. */
+  private held: Held[] | undefined
   private disposed = false
 
-  constructor(name: string, doc: Y.Doc, awareness: Awareness, persistence: Persistence) {
+  /** `gate`: the persistence appends with group commit, and fan-out waits for it (see the module comment). */
+  constructor(name: string, doc: Y.Doc, awareness: Awareness, persistence: Persistence, gate?: CommitGate) {
     this.name = name
     this.doc = doc
     this.awareness = awareness
     this.persistence = persistence
+    this.gate = gate
     // persist() subscribed to 'update' before this handler exists, and handlers run in subscription order: each
-    // update is appended to the store (committed synchronously by SqliteStore) before it is fanned out.
+    // update is appended to the store (committed, or added to the open group) before it is fanned out.
     doc.on('update', this.fanOut)
     awareness.on('update', this.onAwareness)
+  }
+
+  /**
+   * Send `message` to `peer` in order after everything the space holds for it: at once when no update of the
+   * space awaits its commit, else right after that commit (and never if it fails). Every message computed from
+   * the doc goes this way, so none can carry an update that is not stored yet.
+   */
+  sendTo(peer: SpacePeer, message: Uint8Array): void {
+    if (this.held === undefined) peer.send(message)
+    else this.held.push({ message, to: peer, skip: undefined })
+  }
+
+  /** `sendTo` every connection but `skip`; held, the recipients are those connected when it is sent. */
+  private broadcast(message: Uint8Array, skip: unknown): void {
+    if (this.held !== undefined) this.held.push({ message, to: undefined, skip })
+    else for (const peer of this.peers) if (peer !== skip) peer.send(message)
   }
 
   get connections(): ReadonlySet<SpacePeer> {
@@ -83,6 +141,7 @@ export class SpaceEntry {
   async dispose(logger: Logger): Promise<void> {
     if (this.disposed) return
     this.disposed = true
+    this.held = undefined
     this.doc.off('update', this.fanOut)
     this.awareness.off('update', this.onAwareness)
     try {
@@ -96,7 +155,33 @@ export class SpaceEntry {
 
   private readonly fanOut = (update: Uint8Array, origin: unknown): void => {
     const message = encodeSyncUpdate(update)
-    for (const peer of this.peers) if (peer !== origin) peer.send(message)
+    const gate = this.gate
+    // An update applied from the store (a compaction merging another writer's) is stored already: it only keeps
+    // its place in the order.
+    const fresh = gate !== undefined && origin !== STORE_ORIGIN
+    if (fresh && this.held === undefined) {
+      this.held = []
+      gate.hold(this, this.settled)
+    }
+    this.broadcast(message, origin)
+    // Not from a connection: the relay's own write, or one made over REST, whose caller is answered as soon as it
+    // returns. It is committed now, as a plain append would be.
+    if (fresh && !this.peers.has(origin as SpacePeer)) gate.commitNow()
+  }
+
+  /** The group holding this space's updates ended: send what waited for it, or drop it all if it failed. */
+  private readonly settled = (error: unknown): void => {
+    const held = this.held
+    this.held = undefined
+    if (held === undefined || error !== undefined || this.disposed) return
+    // A connection that left meanwhile (or is closed by one of these sends, too far behind) gets nothing more.
+    for (const { message, to, skip } of held) {
+      if (to !== undefined) {
+        if (this.peers.has(to)) to.send(message)
+      } else {
+        for (const peer of this.peers) if (peer !== skip) peer.send(message)
+      }
+    }
   }
 
   private readonly onAwareness = (changes: AwarenessChanges, origin: unknown): void => {
@@ -110,7 +195,7 @@ export class SpaceEntry {
     // To every connection, the sender too: the stock client closes a socket that is silent for 30 s, and its
     // own renewals echoed back are what keeps a quiet space talking.
     const message = encodeAwarenessMessage(this.awareness, changed)
-    for (const peer of this.peers) peer.send(message)
+    this.broadcast(message, undefined)
   }
 }
 
@@ -123,6 +208,11 @@ export interface SpaceRegistryOptions {
   compactEvery?: number
   /** Called once per load, after the space's history is applied and before any connection joins it. */
   onLoad?: (entry: SpaceEntry) => void
+  /**
+   * Use the store's group commit when it has one (default true): one transaction per turn of the event loop, with
+   * fan-out held until it is committed (see the module comment). False appends each update on its own.
+   */
+  groupCommit?: boolean
 }
 
 interface Slot {
@@ -143,6 +233,12 @@ export class SpaceRegistry {
   private readonly slots = new Map<string, Slot>()
   /** Spaces still flushing after an unload: loading one again waits for it. */
   private readonly unloading = new Map<string, Promise<void>>()
+  /** Present when the store's group commit is used. */
+  private readonly gate: CommitGate | undefined
+  private readonly stopGroup: (() => void) | undefined
+  /** Spaces with updates in the open group, and how to settle each. */
+  private readonly holding = new Map<SpaceEntry, (error: unknown) => void>()
+  private readonly evicted = new WeakSet<SpaceEntry>()
   private closed = false
 
   constructor(options: SpaceRegistryOptions) {
@@ -155,6 +251,24 @@ export class SpaceRegistry {
     this.logger = options.logger ?? silentLogger
     this.compactEvery = options.compactEvery
     this.onLoad = options.onLoad
+    const store = options.store
+    if (options.groupCommit !== false && isGroupCommitStore(store)) {
+      this.gate = {
+        hold: (entry, settled) => {
+          // persist() appended just before: a group is open unless that append failed to open one. Then nothing
+          // of it is stored: the space goes now, before anything is sent.
+          if (!store.groupOpen) {
+            const error = new Error(`space ${entry.name}: an update could not be added to the store`)
+            settled(error)
+            this.evict(entry, error)
+            return
+          }
+          this.holding.set(entry, settled)
+        },
+        commitNow: () => store.commitGroup(),
+      }
+      this.stopGroup = store.onGroupCommitted(this.onGroupCommitted)
+    }
   }
 
   /** Spaces loaded and ready (not counting one still loading). */
@@ -226,6 +340,17 @@ export class SpaceRegistry {
       }),
     )
     await Promise.all(this.unloading.values())
+    this.stopGroup?.()
+  }
+
+  private readonly onGroupCommitted = (error: unknown): void => {
+    if (this.holding.size === 0) return
+    const holding = [...this.holding]
+    this.holding.clear()
+    for (const [entry, settled] of holding) {
+      settled(error)
+      if (error !== undefined) this.evict(entry, error)
+    }
   }
 
   private load(name: string): Slot {
@@ -252,12 +377,13 @@ export class SpaceRegistry {
     try {
       const persistence = await persist(doc, this.store, name, {
         ...(this.compactEvery === undefined ? {} : { compactEvery: this.compactEvery }),
+        groupCommit: this.gate !== undefined,
         onError: (e) => {
           if (entry !== undefined) this.evict(entry, e)
         },
       })
       // If close() ran meanwhile, it waits for this load and disposes the entry.
-      entry = new SpaceEntry(name, doc, awareness, persistence)
+      entry = new SpaceEntry(name, doc, awareness, persistence, this.gate)
       try {
         this.onLoad?.(entry)
       } catch (e) {
@@ -277,6 +403,9 @@ export class SpaceRegistry {
    * updates; when they reconnect the space loads from the store and sync step 2 sends back what it lacks.
    */
   private evict(entry: SpaceEntry, error: unknown): void {
+    // Once per space: a failed group commit fails each of its appends too.
+    if (this.evicted.has(entry)) return
+    this.evicted.add(entry)
     this.logger.error('could not store an update; closing the space so that clients resync', {
       space: entry.name,
       error,

@@ -4,7 +4,9 @@
  *
  * On open the relay sends sync step 1 and every awareness state it knows. Sync messages are applied to the
  * space's doc with this connection as origin, so the space fans the update out to every other connection; an
- * awareness update goes to every connection, this one included. Malformed frames are counted and ignored; the
+ * awareness update goes to every connection, this one included. Everything this connection sends on its own
+ * (greeting, sync replies, awareness answers) goes through `SpaceEntry.sendTo`, in order behind what the space
+ * holds until its store has committed (persist before fan-out: see spaces.ts). Malformed frames are counted and ignored; the
  * `maxMalformed`-th closes the connection with 1003. Oversized frames are refused by the ws server (`maxPayload`),
  * which closes with 1009.
  */
@@ -124,9 +126,9 @@ export class SyncConnection implements SpacePeer {
     socket.on('close', this.onSocketClose)
     socket.on('error', this.onSocketError)
     space.join(this)
-    this.send(encodeSyncStep1(space.doc))
+    space.sendTo(this, encodeSyncStep1(space.doc))
     const known = [...space.awareness.getStates().keys()]
-    if (known.length > 0) this.send(encodeAwarenessMessage(space.awareness, known))
+    if (known.length > 0) space.sendTo(this, encodeAwarenessMessage(space.awareness, known))
   }
 
   /** Frames received from this connection that could not be decoded or applied. */
@@ -138,6 +140,7 @@ export class SyncConnection implements SpacePeer {
     return this.gone
   }
 
+  /** Queue `message` on the socket now (the space decides when: use `space.sendTo` to keep its order). */
   send(message: Uint8Array): void {
     if (this.gone || this.socket.readyState !== OPEN) return
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
@@ -205,7 +208,8 @@ export class SyncConnection implements SpacePeer {
     switch (type) {
       case messageSync: {
         const { reply } = answerSyncMessage(decoder, doc, this)
-        if (reply !== null) this.send(reply)
+        // Sync step 2 is the doc's state: it may hold updates whose commit is still pending.
+        if (reply !== null) this.space.sendTo(this, reply)
         break
       }
       case messageAwareness: {
@@ -217,7 +221,7 @@ export class SyncConnection implements SpacePeer {
         break
       }
       case messageQueryAwareness:
-        this.send(encodeAwarenessMessage(awareness, [...awareness.getStates().keys()]))
+        this.space.sendTo(this, encodeAwarenessMessage(awareness, [...awareness.getStates().keys()]))
         break
       case messageAuth:
         // Only the server sends auth messages (permission denied); nothing to do with one from a client.
@@ -238,7 +242,7 @@ export class SyncConnection implements SpacePeer {
     for (const { client, clock, present } of entries) {
       const known = awareness.meta.get(client)
       if (present && !awareness.states.has(client) && known !== undefined && known.clock >= clock) {
-        this.send(encodeRemoval(client, known.clock))
+        this.space.sendTo(this, encodeRemoval(client, known.clock))
       }
     }
   }

@@ -173,14 +173,30 @@ class StorePersistence implements Persistence {
    * commit, has added it to the transaction committed after this turn of the event loop.
    */
   private write(update: Uint8Array): void {
-    // The executor runs synchronously, and turns a store that throws instead of rejecting into a rejection.
-    const appended = new Promise<number>((resolve) => resolve(this.appendUpdate(update)))
-    const tracked = appended.then(
-      (seq) => this.appended(seq),
-      (e: unknown) => this.fail(e),
+    let appended: Promise<number>
+    try {
+      // The same promise for a native one; anything else a store returns (a thenable, a number) is wrapped.
+      appended = Promise.resolve(this.appendUpdate(update))
+    } catch (e) {
+      // A store that throws instead of rejecting: reported as a rejection would be, after this event.
+      const failed: Promise<void> = Promise.resolve().then(() => {
+        this.pending.delete(failed)
+        this.fail(e)
+      })
+      this.pending.add(failed)
+      return
+    }
+    const tracked: Promise<void> = appended.then(
+      (seq) => {
+        this.pending.delete(tracked)
+        this.appended(seq)
+      },
+      (e: unknown) => {
+        this.pending.delete(tracked)
+        this.fail(e)
+      },
     )
     this.pending.add(tracked)
-    void tracked.finally(() => this.pending.delete(tracked))
   }
 
   private appended(seq: number): void {

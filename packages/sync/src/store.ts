@@ -38,9 +38,15 @@ export interface Store {
 export interface GroupCommitStore extends Store {
   /**
    * Append `update` inside the open group transaction (opening one). Resolves with its sequence number once that
-   * transaction is committed; rejects if the append or the commit fails.
+   * transaction is committed; rejects if the append or the commit fails. An append that fails ends its group
+   * (rolled back: every append in it is rejected and listeners get the error).
    */
   appendGrouped(space: string, update: Uint8Array): Promise<number>
+  /**
+   * Whether a group transaction is open. Every `appendGrouped` since the last one ended is in it: an append that
+   * fails fails its whole group, so an update is never left out of a group that then commits.
+   */
+  readonly groupOpen: boolean
   /** Commit the open group now; nothing to do when none is open. A failure is reported as `appendGrouped`'s is. */
   commitGroup(): void
   /**
@@ -54,7 +60,12 @@ export interface GroupCommitStore extends Store {
 /** Whether `store` offers group commit (`GroupCommitStore`). */
 export function isGroupCommitStore(store: Store): store is GroupCommitStore {
   const s = store as Partial<GroupCommitStore>
-  return typeof s.appendGrouped === 'function' && typeof s.commitGroup === 'function' && typeof s.onGroupCommitted === 'function'
+  return (
+    typeof s.appendGrouped === 'function' &&
+    typeof s.commitGroup === 'function' &&
+    typeof s.onGroupCommitted === 'function' &&
+    typeof s.groupOpen === 'boolean'
+  )
 }
 
 /** Transaction origin of updates applied from a Store: they are history, not news, so no live events fire. */
