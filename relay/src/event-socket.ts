@@ -19,7 +19,7 @@
  * Close codes: 4404 unknown entity (register it first), 4403 an entity other than the token's participant,
  * 1013 a client too slow to take its events.
  */
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import type { ChorusEvent, Message } from '@chorus/sync'
 import type { Caller } from './auth.ts'
 import type { HostedSpace } from './hosted-spaces.ts'
@@ -27,8 +27,7 @@ import type { Logger } from './logger.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import { mayRead, messageView, type Viewer } from './rest/hub-mapping.ts'
 import { CloseCode } from './sync-connection.ts'
-
-const OPEN = 1
+import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
 
 export const EventCloseCode = {
   forbidden: 4403,
@@ -58,7 +57,7 @@ export class EventSocket {
   readonly socket: WebSocket
   private readonly options: EventSocketOptions
   private gone = false
-  private alive = true
+  private readonly liveness: Liveness
   private unsubscribe: (() => void) | undefined
 
   constructor(socket: WebSocket, options: EventSocketOptions) {
@@ -66,9 +65,7 @@ export class EventSocket {
     this.options = options
     socket.on('close', () => this.forget())
     socket.on('error', (error) => options.logger.warn('event socket error', { error }))
-    socket.on('pong', () => {
-      this.alive = true
-    })
+    this.liveness = new Liveness(socket)
     socket.on('message', this.onMessage)
     const { caller, entity, hosted } = options
     if (!caller.open && caller.identity.participant !== entity) {
@@ -90,14 +87,9 @@ export class EventSocket {
 
   /** Called by the relay every ping interval: drops a client that did not answer the previous ping. */
   heartbeat(): void {
-    if (this.gone) return
-    if (!this.alive) {
-      this.forget()
-      this.socket.terminate()
-      return
-    }
-    this.alive = false
-    if (this.socket.readyState === OPEN) this.socket.ping()
+    if (this.gone || this.liveness.check()) return
+    this.forget()
+    this.socket.terminate()
   }
 
   close(code: number, reason: string): void {
@@ -124,9 +116,9 @@ export class EventSocket {
     this.send({ type: event.type, id: event.id, at: event.at, participant: event.participant, ...(event.ref === undefined ? {} : { ref: event.ref }), data })
   }
 
-  private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
+  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
     if (this.gone) return
-    this.alive = true
+    this.liveness.seen()
     if (!this.options.limiter.take()) {
       this.send({ type: 'error', error: 'rate_limited', message: 'too many frames; slow down' })
       return
@@ -135,10 +127,9 @@ export class EventSocket {
       this.send({ type: 'error', error: 'invalid_input', message: 'send JSON text frames' })
       return
     }
-    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
     let frame: unknown
     try {
-      frame = JSON.parse(bytes.toString('utf8'))
+      frame = JSON.parse(frameBytes(data).toString('utf8'))
     } catch {
       this.send({ type: 'error', error: 'invalid_input', message: 'a frame must be JSON' })
       return

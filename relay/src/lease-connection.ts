@@ -3,15 +3,14 @@
  * @chorus/sync, docs/PROTOCOL.md). A bad frame gets an error reply and counts toward `maxMalformed`, after which
  * the connection is closed with 1003; nothing a client sends can take the relay down or touch another's lease.
  */
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import { ChorusError, leaseRequestSchema, type LeaseGrant, type LeaseLossReason, type LeaseLostPush, type LeaseWireReply } from '@chorus/sync'
 import { checkActingAs, checkSpaceAccess, type Caller } from './auth.ts'
 import type { Logger } from './logger.ts'
 import type { LeaseService, LeaseSession } from './lease-service.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import { CloseCode } from './sync-connection.ts'
-
-const OPEN = 1
+import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
 
 export interface LeaseConnectionOptions {
   caller: Caller
@@ -28,15 +27,13 @@ export class LeaseConnection implements LeaseSession {
   private readonly options: LeaseConnectionOptions
   private malformed = 0
   private gone = false
-  alive = true
+  private readonly liveness: Liveness
 
   constructor(socket: WebSocket, options: LeaseConnectionOptions) {
     this.socket = socket
     this.options = options
     socket.on('message', this.onMessage)
-    socket.on('pong', () => {
-      this.alive = true
-    })
+    this.liveness = new Liveness(socket)
     socket.on('close', () => this.forget())
     socket.on('error', (error) => options.logger.warn('lease connection error', { error }))
   }
@@ -56,19 +53,14 @@ export class LeaseConnection implements LeaseSession {
   }
 
   heartbeat(): void {
-    if (this.gone) return
-    if (!this.alive) {
-      this.forget()
-      this.socket.terminate()
-      return
-    }
-    this.alive = false
-    this.socket.ping()
+    if (this.gone || this.liveness.check()) return
+    this.forget()
+    this.socket.terminate()
   }
 
-  private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
+  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
     if (this.gone) return
-    this.alive = true
+    this.liveness.seen()
     if (!this.options.limiter.take()) {
       this.reply({ id: null, ok: false, error: { code: 'rate_limited', message: 'too many requests; slow down' } })
       return
@@ -76,7 +68,7 @@ export class LeaseConnection implements LeaseSession {
     let id: number | null = null
     try {
       if (isBinary) throw new ChorusError('invalid_input', 'lease requests are JSON text frames')
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+      const bytes = frameBytes(data)
       if (bytes.length > this.options.maxFrameBytes) {
         throw new ChorusError('too_large', `a lease request is at most ${this.options.maxFrameBytes} bytes`, { limit: this.options.maxFrameBytes })
       }

@@ -299,19 +299,13 @@ export class Relay {
       server.listen(this.port, this.host)
       await once(server, 'listening')
     } catch (e) {
-      leases.close()
-      await hosted.close()
-      await registry.close()
-      if (ownsStore) await store.close()
-      ledger.close()
+      await closeParts({ leases, hosted, registry, store, ownsStore, ledger })
       throw e
     }
     const { port } = server.address() as AddressInfo
     const host = this.host.includes(':') ? `[${this.host}]` : this.host
     const heartbeat = setInterval(() => {
-      for (const connection of this.connections) connection.heartbeat()
-      for (const connection of this.leaseConnections) connection.heartbeat()
-      for (const socket of this.eventSockets) socket.heartbeat()
+      for (const connection of this.allConnections()) connection.heartbeat()
     }, this.pingIntervalMs)
     heartbeat.unref()
     const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`
@@ -324,7 +318,7 @@ export class Relay {
     await this.starting?.catch(() => undefined)
     const running = this.running
     if (running === undefined) return
-    const { server, wss, registry, store, ownsStore, heartbeat, ledger, leases, hosted } = running
+    const { server, wss, heartbeat } = running
     clearInterval(heartbeat)
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
     server.closeAllConnections()
@@ -332,14 +326,15 @@ export class Relay {
     this.pending.clear()
     await this.closeSockets([...wss.clients])
     await new Promise<void>((resolve) => wss.close(() => resolve()))
-    leases.close()
-    await hosted.close()
-    await registry.close()
-    if (ownsStore) await store.close()
-    ledger.close()
+    await closeParts(running)
     await serverClosed
     this.running = undefined
     this.logger.info('stopped')
+  }
+
+  /** Every open connection of the three endpoints, as a copy (closing one removes it from its set). */
+  private allConnections(): Array<{ heartbeat(): void; close(code: number, reason: string): void }> {
+    return [...this.connections, ...this.leaseConnections, ...this.eventSockets]
   }
 
   /**
@@ -368,9 +363,7 @@ export class Relay {
     const closed = sockets.map((ws) =>
       ws.readyState === ws.CLOSED ? Promise.resolve() : new Promise<void>((resolve) => ws.once('close', () => resolve())),
     )
-    for (const connection of [...this.connections]) connection.close(CloseCode.goingAway, 'relay shutting down')
-    for (const connection of [...this.leaseConnections]) connection.close(CloseCode.goingAway, 'relay shutting down')
-    for (const socket of [...this.eventSockets]) socket.close(CloseCode.goingAway, 'relay shutting down')
+    for (const connection of this.allConnections()) connection.close(CloseCode.goingAway, 'relay shutting down')
     for (const ws of sockets) if (ws.readyState === ws.OPEN) ws.close(CloseCode.goingAway, 'relay shutting down')
     const grace = setTimeout(() => {
       for (const ws of sockets) ws.terminate()
@@ -648,6 +641,15 @@ function rejectUpgrade(socket: Duplex, status: number, body: { error: string; me
     `HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   )
+}
+
+/** Stops what `open()` started after the HTTP server, in reverse order: nothing is written after its store closes. */
+async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'store' | 'ownsStore' | 'ledger'>): Promise<void> {
+  parts.leases.close()
+  await parts.hosted.close()
+  await parts.registry.close()
+  if (parts.ownsStore) await parts.store.close()
+  parts.ledger.close()
 }
 
 /** `/ws/<entity>` (default space) or `/spaces/<space>/ws/<entity>`. */

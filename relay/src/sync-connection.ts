@@ -10,7 +10,7 @@
  * `maxMalformed`-th closes the connection with 1003. Oversized frames are refused by the ws server (`maxPayload`),
  * which closes with 1009.
  */
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { applyAwarenessUpdate } from 'y-protocols/awareness'
@@ -29,6 +29,7 @@ import {
 import { silentLogger, type Logger } from './logger.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import type { SpaceEntry, SpacePeer } from './spaces.ts'
+import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
 
 export const DEFAULT_MAX_MALFORMED = 10
 /** Outgoing bytes a connection may have queued before it is closed as too slow (it resyncs on reconnect). */
@@ -58,8 +59,6 @@ export interface SyncConnectionOptions {
   /** Called once when the connection is gone (closed by either side); the space has already forgotten it. */
   onClose?: (connection: SyncConnection) => void
 }
-
-const OPEN = 1
 
 /** An awareness message saying that `client` is gone as of `clock`. */
 function encodeRemoval(client: number, clock: number): Uint8Array {
@@ -96,11 +95,6 @@ function checkReencodable(update: Uint8Array): void {
   }
 }
 
-function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data)
-  return data instanceof ArrayBuffer ? new Uint8Array(data) : data
-}
-
 export class SyncConnection implements SpacePeer {
   readonly socket: WebSocket
   readonly space: SpaceEntry
@@ -110,7 +104,7 @@ export class SyncConnection implements SpacePeer {
   private readonly onClosed: ((connection: SyncConnection) => void) | undefined
   private readonly limiter: RateLimiter | undefined
   private malformedCount = 0
-  private alive = true
+  private readonly liveness: Liveness
   private gone = false
 
   constructor(socket: WebSocket, space: SpaceEntry, options: SyncConnectionOptions = {}) {
@@ -122,7 +116,7 @@ export class SyncConnection implements SpacePeer {
     this.onClosed = options.onClose
     this.limiter = options.limiter
     socket.on('message', this.onMessage)
-    socket.on('pong', this.onPong)
+    this.liveness = new Liveness(socket)
     socket.on('close', this.onSocketClose)
     socket.on('error', this.onSocketError)
     space.join(this)
@@ -169,19 +163,14 @@ export class SyncConnection implements SpacePeer {
 
   /** Called on an interval: a connection that did not answer the previous ping is dead. */
   heartbeat(): void {
-    if (this.gone) return
-    if (!this.alive) {
-      this.logger.info('closing a connection that stopped answering pings', { space: this.space.name })
-      this.terminate()
-      return
-    }
-    this.alive = false
-    this.socket.ping()
+    if (this.gone || this.liveness.check()) return
+    this.logger.info('closing a connection that stopped answering pings', { space: this.space.name })
+    this.terminate()
   }
 
-  private readonly onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
+  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
     if (this.gone) return
-    this.alive = true
+    this.liveness.seen()
     if (this.limiter !== undefined && !this.limiter.take()) {
       this.logger.warn('closing a connection over the rate limit', { space: this.space.name })
       this.close(CloseCode.tryAgainLater, 'rate limit exceeded; reconnect later')
@@ -189,7 +178,7 @@ export class SyncConnection implements SpacePeer {
     }
     try {
       if (!isBinary) throw new ChorusError('corrupt', 'text frame: y-protocols messages are binary')
-      this.receive(toBytes(data))
+      this.receive(frameBytes(data))
     } catch (error) {
       this.malformedCount++
       // The first one says what is wrong; the rest only count.
@@ -245,10 +234,6 @@ export class SyncConnection implements SpacePeer {
         this.space.sendTo(this, encodeRemoval(client, known.clock))
       }
     }
-  }
-
-  private readonly onPong = (): void => {
-    this.alive = true
   }
 
   private readonly onSocketClose = (): void => {

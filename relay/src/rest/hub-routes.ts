@@ -256,6 +256,23 @@ function actingAs(space: Space, caller: Caller, id: string): Participant {
   return p
 }
 
+/**
+ * A route on one task, acted on by the entity its body names (`entity_id`): the task must exist and the entity
+ * act through the caller before `fn` runs.
+ */
+function onTask<S extends z.ZodType<{ entity_id: string }>, T>(
+  context: HubRoutesContext,
+  schema: S,
+  fn: (space: Space, id: string, body: z.infer<S>) => T | Promise<T>,
+) {
+  return withBody(context, schema, (space, body, caller, ctx) => {
+    const id = ctx.params.id as string
+    space.tasks.require(id)
+    actingAs(space, caller, body.entity_id)
+    return fn(space, id, body)
+  })
+}
+
 const queryParam = (ctx: RequestContext, name: string): string | undefined => ctx.url.searchParams.get(name) ?? undefined
 
 function limitParam(ctx: RequestContext): number {
@@ -437,10 +454,7 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
   )
   router.post(
     `${prefix}/tasks/{id}/claim`,
-    withBody(context, claimSchema, async (space, body, caller, ctx) => {
-      const id = ctx.params.id as string
-      space.tasks.require(id)
-      actingAs(space, caller, body.entity_id)
+    onTask(context, claimSchema, async (space, id, body) => {
       // Not renewed by the relay: a REST holder that goes away loses the task when the claim runs out. It keeps
       // the claim longer with POST .../renew (or by claiming again, which grants a new token).
       const task = await space.tasks.claim(id, body.entity_id, { renew: false, ...(body.duration_ms == null ? {} : { duration: body.duration_ms }) })
@@ -452,20 +466,14 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
   )
   router.post(
     `${prefix}/tasks/{id}/complete`,
-    withBody(context, completeSchema, async (space, body, caller, ctx) => {
-      const id = ctx.params.id as string
-      space.tasks.require(id)
-      actingAs(space, caller, body.entity_id)
+    onTask(context, completeSchema, async (space, id, body) => {
       const task = await space.member(body.entity_id).complete(id, body.result ?? undefined)
       return { status: 'completed', task: taskView(task) }
     }),
   )
   router.post(
     `${prefix}/tasks/{id}/renew`,
-    withBody(context, claimSchema, async (space, body, caller, ctx) => {
-      const id = ctx.params.id as string
-      space.tasks.require(id)
-      actingAs(space, caller, body.entity_id)
+    onTask(context, claimSchema, async (space, id, body) => {
       const task = await space.tasks.renew(id, body.entity_id, body.duration_ms == null ? {} : { duration: body.duration_ms })
       space.presence.touch(body.entity_id)
       const claim = task.claim
@@ -475,10 +483,7 @@ function addTaskRoutes(router: Router, context: HubRoutesContext, prefix: string
   )
   router.post(
     `${prefix}/tasks/{id}/release`,
-    withBody(context, releaseSchema, async (space, body, caller, ctx) => {
-      const id = ctx.params.id as string
-      space.tasks.require(id)
-      actingAs(space, caller, body.entity_id)
+    onTask(context, releaseSchema, async (space, id, body) => {
       const task = await space.tasks.release(id, body.entity_id)
       space.presence.touch(body.entity_id)
       return { status: 'released', task: taskView(task) }

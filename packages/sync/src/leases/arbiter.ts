@@ -53,12 +53,20 @@ export class LeaseArbiter {
   private readonly signer: GrantSigner
   private readonly clock: Clock
   private readonly ledger: LeaseLedger
+  /**
+   * No live lease expires before this (a lower bound: renewals and releases may leave it early). `expire()` runs
+   * on every request, so it must not walk every lease when none is due.
+   */
+  private earliest = Number.POSITIVE_INFINITY
 
   constructor(options: { signer: GrantSigner; clock: Clock; ledger?: LeaseLedger }) {
     this.signer = options.signer
     this.clock = options.clock
     this.ledger = options.ledger ?? new MemoryLeaseLedger()
-    for (const l of this.ledger.load()) this.live.set(leaseKey(l.grant.space, l.grant.key), l)
+    for (const l of this.ledger.load()) {
+      this.live.set(leaseKey(l.grant.space, l.grant.key), l)
+      this.earliest = Math.min(this.earliest, l.expiresAt)
+    }
   }
 
   get publicKey(): string {
@@ -120,23 +128,24 @@ export class LeaseArbiter {
     return [...this.live.values()].map((l) => ({ grant: l.grant, expiresAt: l.expiresAt }))
   }
 
-  /** The earliest expiry among live leases, so a caller can schedule the next `expire()`. */
+  /** When the next `expire()` may find something due (never later than the earliest expiry), if anything is live. */
   nextExpiry(): number | undefined {
-    let next: number | undefined
-    for (const l of this.live.values()) if (next === undefined || l.expiresAt < next) next = l.expiresAt
-    return next
+    return this.live.size === 0 ? undefined : this.earliest
   }
 
   /** Drops expired grants and returns them, so a caller can tell their holders (L6). */
   expire(): LeaseGrant[] {
     const now = this.clock.now()
     const gone: LeaseGrant[] = []
+    if (now < this.earliest) return gone
+    let earliest = Number.POSITIVE_INFINITY
     for (const [k, l] of this.live) {
       if (l.expiresAt <= now) {
         this.drop(k, l)
         gone.push(l.grant)
-      }
+      } else earliest = Math.min(earliest, l.expiresAt)
     }
+    this.earliest = earliest
     return gone
   }
 
@@ -144,6 +153,7 @@ export class LeaseArbiter {
     // Durable first: a grant the ledger could not record is never handed out.
     this.ledger.save(l.grant.space, l.grant.key, l)
     this.live.set(k, l)
+    this.earliest = Math.min(this.earliest, l.expiresAt)
   }
 
   private drop(k: string, l: LiveLease): void {
