@@ -9,7 +9,6 @@
  * 404 with a JSON body.
  */
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -45,6 +44,7 @@ import { addHubRoutes } from './rest/hub-routes.ts'
 import { DEFAULT_MAX_BODY_BYTES, Router, sendJson } from './rest/http.ts'
 import { addLeaseRoutes } from './rest/lease-routes.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
+import { RELAY_VERSION } from './version.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
 
 /** Largest WebSocket frame (one y-protocols message) the relay accepts; bigger ones close the socket with 1009. */
@@ -60,14 +60,6 @@ export const DEFAULT_HOST_IDLE_MS = 5 * 60_000
 
 const SYNC_PREFIX = '/sync/'
 const SPACES_PREFIX = '/spaces/'
-
-/** The relay package's version, as reported by `/capabilities`. */
-export const RELAY_VERSION = readVersion()
-
-function readVersion(): string {
-  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-  return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0'
-}
 
 /** What `GET /capabilities` returns: enough for a client to pick a protocol and verify grants (L7). */
 export interface RelayCapabilities {

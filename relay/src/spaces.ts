@@ -185,7 +185,7 @@ export class SpaceEntry {
   }
 
   private readonly onAwareness = (changes: AwarenessChanges, origin: unknown): void => {
-    const from = [...this.peers].find((peer) => peer === origin)
+    const from = this.peers.has(origin as SpacePeer) ? (origin as SpacePeer) : undefined
     if (from !== undefined) {
       for (const client of changes.added) this.owners.set(client, from)
       for (const client of changes.updated) this.owners.set(client, from)

@@ -86,14 +86,9 @@ export class SpaceCore {
     }
   }
 
-  /** Whether the lease client reported this grant lost (expired, revoked); fenced writes under it are refused. */
-  isLost(grant: { key: string; token: number }): boolean {
-    return this.lost.has(`${grant.key}\u0000${grant.token}`)
-  }
-
-  /** Throws `fenced` when `grant` was lost (L6, L9). */
+  /** Throws `fenced` when the lease client reported `grant` lost (expired, revoked): L6, L9. */
   checkFence(grant: { key: string; token: number }): void {
-    if (this.isLost(grant)) {
+    if (this.lost.has(`${grant.key}\u0000${grant.token}`)) {
       throw new ChorusError('fenced', `the lease on ${grant.key} with token ${grant.token} was lost; writes under it are refused`, { key: grant.key, token: grant.token })
     }
   }

@@ -41,7 +41,6 @@
  * is 1..1000 (default 50; larger values are capped at 1000): the newest `limit` messages, oldest first.
  */
 import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import { DatabaseSync } from 'node:sqlite'
 import { z } from 'zod'
@@ -83,6 +82,7 @@ import {
   type Viewer,
 } from './hub-mapping.ts'
 import { parseBody, spaceParam } from './params.ts'
+import { packageVersionAt, RELAY_VERSION } from '../version.ts'
 
 /** What `GET /dependencies` reports for one part. */
 export interface DependencyStatus {
@@ -96,11 +96,6 @@ export interface HubRoutesContext {
   spaces: HostedSpaces
   caller: (req: IncomingMessage) => Caller
   defaultSpace: string
-  /**
-   * Checks of parts only the relay can see (its store, lease ledger, libp2p node...), merged into
-   * `GET /dependencies` next to the ones these routes make themselves.
-   */
-  dependencies?: () => Record<string, DependencyStatus> | Promise<Record<string, DependencyStatus>>
 }
 
 /** The participant that creates tasks for open-mode clients that name no creator. */
@@ -572,19 +567,8 @@ function packageVersion(name: string): DependencyStatus {
   }
 }
 
-function readVersion(url: URL): string | undefined {
-  try {
-    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown }
-    return typeof pkg.version === 'string' ? pkg.version : undefined
-  } catch {
-    return undefined
-  }
-}
-
-const RELAY_PACKAGE_VERSION = readVersion(new URL('../../package.json', import.meta.url)) ?? '0.0.0'
-
 function syncPackage(): DependencyStatus {
-  const version = readVersion(new URL('../package.json', import.meta.resolve('@chorus/sync')))
+  const version = packageVersionAt(new URL('../package.json', import.meta.resolve('@chorus/sync')))
   return { status: 'ok', ...(version === undefined ? {} : { version }), schema: SCHEMA_VERSION }
 }
 
@@ -636,25 +620,22 @@ async function spaceParts(context: HubRoutesContext, name: string): Promise<{ st
   }
 }
 
+/** What cannot change while the process runs (runtime, sqlite and package versions): read on the first request. */
+let staticParts: { runtime: Record<string, DependencyStatus>; packages: Record<string, DependencyStatus> } | undefined
+
 async function dependencies(ctx: RequestContext, context: HubRoutesContext) {
   const { name } = authorize(ctx, context)
-  const parts: Record<string, DependencyStatus> = {
-    node: runtime(),
-    'node:sqlite': sqlite(),
-    ...(await spaceParts(context, name)),
-    '@chorus/sync': syncPackage(),
-    yjs: packageVersion('yjs'),
-    'y-protocols': packageVersion('y-protocols'),
-    ws: packageVersion('ws'),
-    zod: packageVersion('zod'),
+  staticParts ??= {
+    runtime: { node: runtime(), 'node:sqlite': sqlite() },
+    packages: {
+      '@chorus/sync': syncPackage(),
+      yjs: packageVersion('yjs'),
+      'y-protocols': packageVersion('y-protocols'),
+      ws: packageVersion('ws'),
+      zod: packageVersion('zod'),
+    },
   }
-  if (context.dependencies !== undefined) {
-    try {
-      Object.assign(parts, await context.dependencies())
-    } catch (e) {
-      parts.relay = { status: 'error', detail: e instanceof Error ? e.message : String(e) }
-    }
-  }
+  const parts: Record<string, DependencyStatus> = { ...staticParts.runtime, ...(await spaceParts(context, name)), ...staticParts.packages }
   const ok = Object.values(parts).every((p) => p.status === 'ok')
-  return { status: ok ? 'ok' : 'degraded', space: name, relay: { name: 'chorus-relay', version: RELAY_PACKAGE_VERSION }, dependencies: parts }
+  return { status: ok ? 'ok' : 'degraded', space: name, relay: { name: 'chorus-relay', version: RELAY_VERSION }, dependencies: parts }
 }

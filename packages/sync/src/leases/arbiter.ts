@@ -116,12 +116,6 @@ export class LeaseArbiter {
     return this.current(leaseKey(space, key))?.grant
   }
 
-  /** The live lease on a key with its expiry, if any. */
-  lease(space: string, key: string): LiveLease | undefined {
-    const l = this.current(leaseKey(space, key))
-    return l === undefined ? undefined : { grant: l.grant, expiresAt: l.expiresAt }
-  }
-
   /** Every live lease (expired ones are dropped first). */
   leases(): LiveLease[] {
     this.expire()
