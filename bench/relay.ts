@@ -254,7 +254,7 @@ const printScenario = (n: number, s: Scenario, blocks: ReadonlyMap<ServerKind, r
       `Ratios: delivered/s higher is better; latency and server/update lower is better. Median of ${ORDER.length / KINDS.length} block(s) per server,`,
       `  each on a freshly connected fleet after a warm-up at the steady rate (${FIRST_WARMUP_S} s in a server's first block, then ${WARMUP_S} s);`,
       `  blocks ran in the order ${ORDER.join(', ')}, all servers up all along (an idle one costs nothing measurable).`,
-      `The stock server also sends every update back to its writer (${s.clientsPerSpace} sends per update); ours skips the sender (${s.clientsPerSpace - 1}).`,
+      `The stock server also sends every update back to its writer (${s.clientsPerSpace} sends per update); ours skips the sender (${s.clientsPerSpace - 1}), but sends the updates of one event-loop turn in a space as one merged message.`,
       ...(diagnose ? ['relay, MemoryStore = the same relay code on an in-memory store (diagnostic): its gap to ours is the cost of sqlite.'] : []),
       ...KINDS.filter((kind) => figures(kind, 'peak').delivered > 0.95 * figures(kind, 'peak').offered).map(
         (kind) => `${SERVER_LABEL[kind]} kept up with the whole peak offer: its capacity is above what the peak row shows.`,

@@ -46,6 +46,8 @@ const isStamp = (v: unknown): v is Stamp =>
   typeof v === 'object' && v !== null && typeof (v as Stamp).p === 'number' && typeof (v as Stamp).w === 'number' && typeof (v as Stamp).s === 'number'
 
 type Deliver = (stamp: Stamp, at: number) => void
+/** A provider saw writer `w` jump from seq `from` to `to` (same phase): the stamps in between arrived with it. */
+type Superseded = (p: number, w: number, from: number, to: number, at: number) => void
 type WsClass = new (url: string) => WebSocket
 
 const MAP = 'fanout'
@@ -70,7 +72,19 @@ class ProviderClient implements Client {
   private readonly map = this.doc.getMap<Stamp>(MAP)
   private readonly provider: WebsocketProvider
 
-  constructor(wsBase: string, room: string, space: number, writer: number, Ws: WsClass, deliver: Deliver, onDrop: () => void) {
+  /** Per writer, the last stamp seen. */
+  private readonly seen = new Map<number, Stamp>()
+
+  constructor(
+    wsBase: string,
+    room: string,
+    space: number,
+    writer: number,
+    Ws: WsClass,
+    deliver: Deliver,
+    onDrop: () => void,
+    superseded: Superseded,
+  ) {
     this.space = space
     this.writer = writer
     const awareness = new Awareness(this.doc)
@@ -85,7 +99,13 @@ class ProviderClient implements Client {
       const at = nowAbs()
       for (const key of e.keysChanged as Set<string>) {
         const stamp = this.map.get(key)
-        if (stamp !== undefined) deliver(stamp, at)
+        if (stamp === undefined) continue
+        // A server may merge several updates of a writer into one message: the map shows only the last value,
+        // but the earlier ones came in the same message.
+        const before = this.seen.get(stamp.w)
+        if (before?.p === stamp.p && stamp.s > before.s + 1) superseded(stamp.p, stamp.w, before.s, stamp.s, at)
+        this.seen.set(stamp.w, stamp)
+        deliver(stamp, at)
       }
     })
   }
@@ -252,19 +272,33 @@ class Phase {
   readonly id: number
   readonly expected: number
   readonly latencies: Float64Array
+  private readonly updatesPerWriter: number
+  /** Send time of writer w's update s at [w * updatesPerWriter + s]. */
+  readonly sentAt: Float64Array
   count = 0
   lastDelivery = 0
 
   constructor(id: number, writers: readonly Writer[], updatesPerWriter: number) {
     this.id = id
+    this.updatesPerWriter = updatesPerWriter
     this.expected = writers.reduce((n, w) => n + w.fanout * updatesPerWriter, 0)
     this.latencies = new Float64Array(this.expected)
+    this.sentAt = new Float64Array(writers.length * updatesPerWriter)
+  }
+
+  sent(w: number, s: number, t: number): void {
+    this.sentAt[w * this.updatesPerWriter + s] = t
   }
 
   record(stamp: Stamp, at: number): void {
     if (stamp.p !== this.id || this.count >= this.expected) return
     this.latencies[this.count++] = at - stamp.t
     this.lastDelivery = at
+  }
+
+  /** Writer `w`'s updates after `from` and before `to`, all received at `at`. */
+  recordBetween(w: number, from: number, to: number, at: number): void {
+    for (let s = from + 1; s < to; s++) this.record({ p: this.id, w, s, t: this.sentAt[w * this.updatesPerWriter + s] as number }, at)
   }
 }
 
@@ -321,6 +355,9 @@ export class Fleet {
     // Every provider adds a process 'exit' listener.
     if (kind === 'provider') process.setMaxListeners(process.getMaxListeners() + spaces * clientsPerSpace)
     const deliver: Deliver = (stamp, at) => this.phase?.record(stamp, at)
+    const superseded: Superseded = (p, w, from, to, at) => {
+      if (this.phase?.id === p) this.phase.recordBetween(w, from, to, at)
+    }
     const onDrop = (): void => {
       if (this.live) this.disconnects++
     }
@@ -333,8 +370,10 @@ export class Fleet {
       const fresh: Client[] = []
       for (const { space, slot } of order.slice(start, start + batch)) {
         const writer = slot < writersPerSpace ? this.writers.length : -1
-        const Client = kind === 'provider' ? ProviderClient : RawClient
-        const client = new Client(wsBase, room(space), space, writer, TrackedWebSocket, deliver, onDrop)
+        const client =
+          kind === 'provider'
+            ? new ProviderClient(wsBase, room(space), space, writer, TrackedWebSocket, deliver, onDrop, superseded)
+            : new RawClient(wsBase, room(space), space, writer, TrackedWebSocket, deliver, onDrop)
         this.clients.push(client)
         fresh.push(client)
         if (writer >= 0) this.writers.push({ index: writer, client, fanout: clientsPerSpace - 1 })
@@ -361,6 +400,7 @@ export class Fleet {
     const sent = new Int32Array(writers.length)
     let firstSend = NaN
     let lastSend = NaN
+    const phase = new Phase(id, writers, updatesPerWriter)
     const send = (w: number): void => {
       const writer = writers[w] as Writer
       const s = sent[w] as number
@@ -368,12 +408,12 @@ export class Fleet {
       const t = nowAbs()
       if (Number.isNaN(firstSend)) firstSend = t
       lastSend = t
+      phase.sent(w, s, t)
       writer.client.write({ p: id, w, s, t })
     }
 
     const cpu0 = process.cpuUsage()
     const server0 = this.options.serverCpuMs()
-    const phase = new Phase(id, writers, updatesPerWriter)
     this.phase = phase
     // One schedule for all writers: update j goes at t0 + j * gap, from writer j % W (writers interleave evenly).
     // A tick that comes late sends everything due, so a busy event loop delays sends but does not drop them.

@@ -6,8 +6,9 @@
  * group commit (`GroupCommitStore`: SqliteStore) every update received in one turn of the event loop, across all
  * spaces, is appended to one transaction, committed right after that turn. Until that commit, a space that has
  * uncommitted updates holds everything it would send to its connections (the updates, sync replies computed
- * from the doc, awareness, greetings), in order per connection, and sends it right after the commit; if the
- * commit fails, it sends none of it and is evicted (its connections closed with 1011, so the clients resync).
+ * from the doc, awareness, greetings), in order per connection, and sends it right after the commit, updates held
+ * one after another merged into one message; if the commit fails, it sends none of it and is evicted (its
+ * connections closed with 1011, so the clients resync).
  * An update that does not come from a connection (the relay's own writes, the REST API) is committed at once, with
  * whatever else is pending, so its writer may go on as if it were stored, as with a plain store. On a store
  * without group commit (MemoryStore, custom stores), each update is appended on its own before it is fanned out.
@@ -60,6 +61,8 @@ interface Held {
   readonly message: Uint8Array
   readonly to: SpacePeer | undefined
   readonly skip: unknown
+  /** A document update broadcast: its update, so that a run of them can go out merged. */
+  readonly update?: Uint8Array
 }
 
 /** How a space waits for its store's group commit (given by its `SpaceRegistry`). */
@@ -110,8 +113,8 @@ export class SpaceEntry {
   }
 
   /** `sendTo` every connection but `skip`; held, the recipients are those connected when it is sent. */
-  private broadcast(message: Uint8Array, skip: unknown): void {
-    if (this.held !== undefined) this.held.push({ message, to: undefined, skip })
+  private broadcast(message: Uint8Array, skip: unknown, update?: Uint8Array): void {
+    if (this.held !== undefined) this.held.push({ message, to: undefined, skip, update })
     else for (const peer of this.peers) if (peer !== skip) peer.send(message)
   }
 
@@ -163,7 +166,7 @@ export class SpaceEntry {
       this.held = []
       gate.hold(this, this.settled)
     }
-    this.broadcast(message, origin)
+    this.broadcast(message, origin, update)
     // Not from a connection: the relay's own write, or one made over REST, whose caller is answered as soon as it
     // returns. It is committed now, as a plain append would be.
     if (fresh && !this.peers.has(origin as SpacePeer)) gate.commitNow()
@@ -175,12 +178,27 @@ export class SpaceEntry {
     this.held = undefined
     if (held === undefined || error !== undefined || this.disposed) return
     // A connection that left meanwhile (or is closed by one of these sends, too far behind) gets nothing more.
-    for (const { message, to, skip } of held) {
+    for (let i = 0; i < held.length; ) {
+      const { message, to, skip } = held[i] as Held
       if (to !== undefined) {
         if (this.peers.has(to)) to.send(message)
-      } else {
-        for (const peer of this.peers) if (peer !== skip) peer.send(message)
+        i++
+        continue
       }
+      // Updates broadcast one after another go out as one merged update: one message per connection instead of
+      // one per update, however many writers a busy space has. A connection may get back its own updates with
+      // others' (Yjs ignores what it has, as with the stock server, which echoes every update).
+      let end = i + 1
+      if (held[i]?.update !== undefined) while (held[end]?.update !== undefined) end++
+      if (end - i === 1) {
+        for (const peer of this.peers) if (peer !== skip) peer.send(message)
+      } else {
+        const run = held.slice(i, end)
+        const merged = encodeSyncUpdate(Y.mergeUpdates(run.map((h) => h.update as Uint8Array)))
+        const only = run.every((h) => h.skip === skip) ? skip : undefined
+        for (const peer of this.peers) if (peer !== only) peer.send(merged)
+      }
+      i = end
     }
   }
 
