@@ -1,0 +1,29 @@
+/**
+ * @chorus/p2p: Chorus peers over libp2p.
+ */
+export {
+  documentKey,
+  invite,
+  issueCredential,
+  MAX_INVITE_DEPTH,
+  parseMembership,
+  verifyCredential,
+  type Credential,
+  type CredentialFields,
+  type Membership,
+  type Verdict,
+  type VerifyOptions,
+} from './membership.ts'
+export { ephemeralPeerKey, loadOrCreatePeerKey, peerKeyFromSeed, peerKeyOf, type PeerKey } from './peer-key.ts'
+export { ChorusPeer, RELAY_LIMITS, type ChorusPeerOptions } from './chorus-peer.ts'
+export {
+  DocumentTransport,
+  HANDSHAKE_MS,
+  MAX_GOSSIP_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_QUEUED_BYTES,
+  SYNC_PROTOCOL,
+  type DocumentTransportOptions,
+  type DocumentTransportStats,
+} from './document-transport.ts'
+export { documentSecrets, type DocumentSecrets } from './document-secrets.ts'
