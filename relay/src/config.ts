@@ -25,6 +25,8 @@ export interface RelayConfig {
   defaultSpace?: string
   /** Requests per second per connection (and per address on REST); bursts of twice that. */
   rateLimit?: number
+  /** The libp2p node's listen multiaddrs, or false for no node; absent: the relay's default (HTTP port + 1, + 2). */
+  p2p?: false | string[]
 }
 
 export type ParsedCommand = { help: true } | { help: false; config: RelayConfig }
@@ -44,6 +46,10 @@ Options:
   --rate-limit <n>
                   requests per second per connection and per client address, bursts of 2n
                   (env CHORUS_RATE_LIMIT, default 200)
+  --p2p-listen <multiaddr,...>
+                  listen addresses of the relay's libp2p node (env CHORUS_P2P_LISTEN, default TCP on
+                  port + 1 and WebSockets on port + 2, any free ports when --port is 0)
+  --no-p2p        run no libp2p node
   --insecure      allow a non-loopback --host without tokens
   -h, --help      show this help
 `
@@ -68,6 +74,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     'default-space'?: string | undefined
     'rate-limit'?: string | undefined
     insecure?: boolean | undefined
+    'p2p-listen'?: string | undefined
+    'no-p2p'?: boolean | undefined
     help?: boolean | undefined
   }
   try {
@@ -83,6 +91,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         'default-space': { type: 'string' },
         'rate-limit': { type: 'string' },
         insecure: { type: 'boolean' },
+        'p2p-listen': { type: 'string' },
+        'no-p2p': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -118,6 +128,16 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (tokensFile !== undefined) config.tokensFile = tokensFile
   if (certFile !== undefined && keyFile !== undefined) config.tls = { certFile, keyFile }
   if (defaultSpace !== undefined) config.defaultSpace = defaultSpace
+  const p2pListen = values['p2p-listen'] ?? fromEnv('CHORUS_P2P_LISTEN')
+  if (values['no-p2p'] === true) {
+    if (p2pListen !== undefined && values['p2p-listen'] !== undefined) throw new ConfigError('--no-p2p and --p2p-listen contradict each other: give one')
+    config.p2p = false
+  } else if (p2pListen !== undefined) {
+    const addresses = p2pListen.split(',').map((a) => a.trim()).filter((a) => a !== '')
+    const bad = addresses.find((a) => !a.startsWith('/'))
+    if (addresses.length === 0 || bad !== undefined) throw new ConfigError(`invalid --p2p-listen "${p2pListen}": expected multiaddrs such as /ip4/127.0.0.1/tcp/8551, comma-separated`)
+    config.p2p = addresses
+  }
   const rate = values['rate-limit'] ?? fromEnv('CHORUS_RATE_LIMIT')
   if (rate !== undefined) {
     const n = /^\d{1,9}$/.test(rate) ? Number(rate) : NaN

@@ -37,6 +37,7 @@ if (parsed.help) {
       port: config.port,
       dataDir: config.dataDir,
       insecure: config.insecure,
+      ...(config.p2p === undefined ? {} : { p2p: config.p2p === false ? false : { listen: config.p2p } }),
       logger: stderrLogger,
       ...(config.tokensFile === undefined ? {} : { auth: Auth.fromFile(config.tokensFile) }),
       ...(config.tls === undefined ? {} : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),

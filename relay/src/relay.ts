@@ -11,7 +11,7 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import { isIP, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -21,14 +21,17 @@ import {
   LEASE_PATH,
   LeaseArbiter,
   MAX_LEASE_FRAME_BYTES,
+  PARTICIPANT_KINDS,
   RESTRICTED_CHANNELS,
   ROOT,
   systemClock,
   type Clock,
+  type ParticipantKind,
   type RestrictedChannel,
   type Store,
 } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
+import { SYNC_PROTOCOL } from '@chorus/p2p'
 import { Auth, checkSpaceAccess, type Caller } from './auth.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
 import { EventSocket } from './event-socket.ts'
@@ -43,6 +46,8 @@ import { loadOrCreateRelayKey } from './relay-key.ts'
 import { addHubRoutes } from './rest/hub-routes.ts'
 import { DEFAULT_MAX_BODY_BYTES, Router, sendJson } from './rest/http.ts'
 import { addLeaseRoutes } from './rest/lease-routes.ts'
+import { addMeshRoutes } from './rest/mesh-routes.ts'
+import { RelayMesh } from './mesh.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
 import { RELAY_VERSION } from './version.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
@@ -55,6 +60,7 @@ export const DEFAULT_CLOSE_GRACE_MS = 1_000
 export const STORE_FILE = 'chorus.sqlite'
 /** The space the coordination hub's routes act on when the path names none. */
 export const DEFAULT_SPACE = 'default'
+export const DEFAULT_MEMBERSHIP_MS = 30 * 24 * 60 * 60 * 1000
 /** A hosted space (REST, `/ws`) stays loaded this long after its last use, so polling clients do not reload it. */
 export const DEFAULT_HOST_IDLE_MS = 5 * 60_000
 
@@ -72,6 +78,8 @@ export interface RelayCapabilities {
   auth: 'none' | 'bearer'
   defaultSpace: string
   limits: { maxFrameBytes: number; maxBodyBytes: number; maxLeaseFrameBytes: number; rateLimit: RateLimit }
+  /** The relay's libp2p node (absent when it runs none): bootstrap from these multiaddrs. */
+  p2p?: { peerId: string; multiaddrs: string[]; protocols: string[] }
 }
 
 export interface RelayOptions {
@@ -113,6 +121,13 @@ export interface RelayOptions {
   logger?: Logger
   /** The lease arbiter's clock (default the system clock). */
   clock?: Clock
+  /**
+   * The libp2p node: its listen multiaddrs (default TCP on the HTTP port + 1 and WebSockets on + 2, on the same
+   * host; any free ports when the HTTP port is 0), or false for none.
+   */
+  p2p?: false | { listen?: string[] }
+  /** How long a libp2p membership the relay issues is valid (default 30 days; null: no expiry). */
+  membershipMs?: number | null
 }
 
 export interface RelayHealth {
@@ -135,6 +150,7 @@ interface Running {
   leases: LeaseService
   hosted: HostedSpaces
   router: Router
+  mesh: RelayMesh | undefined
 }
 
 const positiveInteger = (name: string, value: number): number => {
@@ -212,7 +228,7 @@ export class Relay {
     return this.running?.leases.publicKey
   }
 
-  private capabilities(publicKey: string): RelayCapabilities {
+  private capabilities(publicKey: string, mesh: RelayMesh | undefined): RelayCapabilities {
     return {
       name: 'chorus-relay',
       version: RELAY_VERSION,
@@ -221,6 +237,7 @@ export class Relay {
       auth: this.auth.required ? 'bearer' : 'none',
       defaultSpace: this.defaultSpace,
       limits: { maxFrameBytes: this.maxFrameBytes, maxBodyBytes: this.maxBodyBytes, maxLeaseFrameBytes: MAX_LEASE_FRAME_BYTES, rateLimit: { ...this.rateLimit } },
+      ...(mesh === undefined ? {} : { p2p: { peerId: mesh.peer.peerId, multiaddrs: mesh.multiaddrs, protocols: [SYNC_PROTOCOL] } }),
     }
   }
 
@@ -263,11 +280,13 @@ export class Relay {
       logger: this.logger,
       durable: () => ledger.durable(),
     })
+    let mesh: RelayMesh | undefined
     const registry = new SpaceRegistry({
       store,
       logger: this.logger,
       ...(this.options.idleMs === undefined ? {} : { idleMs: this.options.idleMs }),
       onLoad: (entry) => {
+        mesh?.know(entry.name)
         this.claimSpace(entry, key.publicKey)
         if (!entry.name.includes('#')) leases.reconcile(entry.name, entry.doc)
       },
@@ -281,8 +300,16 @@ export class Relay {
     })
     const router = new Router({ maxBodyBytes: this.maxBodyBytes, logger: this.logger })
     addLeaseRoutes(router, { leases, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
-    router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey))
+    router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey, mesh))
     addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
+    addMeshRoutes(router, {
+      mesh: () => mesh,
+      caller: (req) => this.auth.caller(req),
+      defaultSpace: this.defaultSpace,
+      registeredKind: (space, participant) => this.registeredKind(registry, space, participant),
+      credentialMs: this.options.membershipMs === undefined ? DEFAULT_MEMBERSHIP_MS : this.options.membershipMs,
+      now: () => this.clock.now(),
+    })
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxFrameBytes, perMessageDeflate: false })
     const tls = this.options.tls
     const server: Server = tls === undefined ? createServer(this.onRequest) : createTlsServer({ cert: tls.cert, key: tls.key }, this.onRequest)
@@ -290,8 +317,15 @@ export class Relay {
     try {
       server.listen(this.port, this.host)
       await once(server, 'listening')
+      const p2p = this.options.p2p
+      if (p2p !== false) {
+        const { port } = server.address() as AddressInfo
+        const listen = p2p?.listen ?? defaultP2pListen(this.host, this.port === 0 ? 0 : port)
+        mesh = await RelayMesh.start({ secretKey: key.secretKey, listen, registry, store, logger: this.logger })
+      }
     } catch (e) {
-      await closeParts({ leases, hosted, registry, store, ownsStore, ledger })
+      server.close()
+      await closeParts({ leases, hosted, registry, store, ownsStore, ledger, mesh })
       throw e
     }
     const { port } = server.address() as AddressInfo
@@ -301,8 +335,8 @@ export class Relay {
     }, this.pingIntervalMs)
     heartbeat.unref()
     const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`
-    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, router }
-    this.logger.info('listening', { url })
+    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, router, mesh }
+    this.logger.info('listening', { url, ...(mesh === undefined ? {} : { p2p: mesh.multiaddrs }) })
     return { url }
   }
 
@@ -519,14 +553,21 @@ export class Relay {
     }
     const participant = new URL(req.url ?? '/', 'http://relay').searchParams.get('participant')
     if (participant === null) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; name yourself with ?participant=<id>`)
-    const main = await running.registry.acquire(name.split('#')[0] as string)
+    const space = name.split('#')[0] as string
+    const registered = await this.registeredKind(running.registry, space, participant)
+    if (registered === undefined) throw new ChorusError('not_found', `${participant} has not joined ${space}; join, then connect to ${channel}`)
+    if (registered !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; ${participant} is ${registered}`)
+  }
+
+  /** The kind `participant` joined `space` with, or undefined if it has not joined. */
+  private async registeredKind(registry: SpaceRegistry, space: string, participant: string): Promise<ParticipantKind | undefined> {
+    const main = await registry.acquire(space)
     try {
       const record = main.doc.getMap<{ get(k: string): unknown }>(ROOT.participants).get(participant)
-      if (record === undefined) throw new ChorusError('not_found', `${participant} has not joined ${main.name}; join, then connect to ${channel}`)
-      const registered = record.get('kind')
-      if (registered !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; ${participant} is ${typeof registered === 'string' ? registered : 'of no kind'}`)
+      const kind = record?.get('kind')
+      return typeof kind === 'string' && (PARTICIPANT_KINDS as readonly string[]).includes(kind) ? (kind as ParticipantKind) : undefined
     } finally {
-      running.registry.release(main)
+      registry.release(main)
     }
   }
 
@@ -636,12 +677,21 @@ function rejectUpgrade(socket: Duplex, status: number, body: { error: string; me
 }
 
 /** Stops what `open()` started after the HTTP server, in reverse order: nothing is written after its store closes. */
-async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'store' | 'ownsStore' | 'ledger'>): Promise<void> {
+async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'store' | 'ownsStore' | 'ledger' | 'mesh'>): Promise<void> {
   parts.leases.close()
+  await parts.mesh?.stop()
   await parts.hosted.close()
   await parts.registry.close()
   if (parts.ownsStore) await parts.store.close()
   parts.ledger.close()
+}
+
+/** TCP on `port` + 1 and WebSockets on `port` + 2 (any free ports for 0), on the HTTP host if it is an IP. */
+function defaultP2pListen(host: string, port: number): string[] {
+  const ip = host === 'localhost' ? '127.0.0.1' : host
+  const family = isIP(ip)
+  const base = family === 6 ? `/ip6/${ip}` : family === 4 ? `/ip4/${ip}` : '/ip4/0.0.0.0'
+  return [`${base}/tcp/${port === 0 ? 0 : port + 1}`, `${base}/tcp/${port === 0 ? 0 : port + 2}/ws`]
 }
 
 /** `/ws/<entity>` (default space) or `/spaces/<space>/ws/<entity>`. */

@@ -20,6 +20,7 @@ import {
   encodeAwarenessMessage,
   encodeSyncUpdate,
   isGroupCommitStore,
+  PeerOrigin,
   persist,
   STORE_ORIGIN,
   type Persistence,
@@ -31,6 +32,7 @@ export const DEFAULT_IDLE_MS = 30_000
 export const MAX_SPACE_NAME_LENGTH = 128
 
 const SPACE_NAME = /^[A-Za-z0-9._#-]+$/
+const EMPTY = new Uint8Array(0)
 
 /**
  * Why `name` is not a valid space name, or null when it is: 1-128 characters of `A-Z a-z 0-9 . _ # -`
@@ -56,8 +58,12 @@ interface AwarenessChanges {
   removed: number[]
 }
 
-/** A message held until a commit: for `to` alone, or (`to` undefined) for every connection but `skip`. */
+/**
+ * A message held until a commit: for `to` alone, or (`to` undefined) for every connection but `skip`; or a
+ * callback (`run`) that sends something itself.
+ */
 interface Held {
+  readonly run?: () => void
   readonly message: Uint8Array
   readonly to: SpacePeer | undefined
   readonly skip: unknown
@@ -110,6 +116,16 @@ export class SpaceEntry {
   sendTo(peer: SpacePeer, message: Uint8Array): void {
     if (this.held === undefined) peer.send(message)
     else this.held.push({ message, to: peer, skip: undefined })
+  }
+
+  /**
+   * Run `send` at once when no update of the space awaits its commit, else right after that commit, in order
+   * with the messages held (never if the commit fails): for senders other than connections, such as the
+   * replicator that links the space to libp2p peers.
+   */
+  afterCommit(send: () => void): void {
+    if (this.held === undefined) send()
+    else this.held.push({ run: send, message: EMPTY, to: undefined, skip: undefined })
   }
 
   /** `sendTo` every connection but `skip`; held, the recipients are those connected when it is sent. */
@@ -167,9 +183,9 @@ export class SpaceEntry {
       gate.hold(this, this.settled)
     }
     this.broadcast(message, origin, update)
-    // Not from a connection: the relay's own write, or one made over REST, whose caller is answered as soon as it
-    // returns. It is committed now, as a plain append would be.
-    if (fresh && !this.peers.has(origin as SpacePeer)) gate.commitNow()
+    // Not from a connection (nor from a libp2p peer, which is one too): the relay's own write, or one made over
+    // REST, whose caller is answered as soon as it returns. It is committed now, as a plain append would be.
+    if (fresh && !this.peers.has(origin as SpacePeer) && !(origin instanceof PeerOrigin)) gate.commitNow()
   }
 
   /** The group holding this space's updates ended: send what waited for it, or drop it all if it failed. */
@@ -179,7 +195,12 @@ export class SpaceEntry {
     if (held === undefined || error !== undefined || this.disposed) return
     // A connection that left meanwhile (or is closed by one of these sends, too far behind) gets nothing more.
     for (let i = 0; i < held.length; ) {
-      const { message, to, skip } = held[i] as Held
+      const { message, to, skip, run } = held[i] as Held
+      if (run !== undefined) {
+        run()
+        i++
+        continue
+      }
       if (to !== undefined) {
         if (this.peers.has(to)) to.send(message)
         i++

@@ -86,6 +86,13 @@ describe('parseConfig', () => {
     })
     expect(parseConfig([], { CHORUS_PORT: '' })).toMatchObject({ config: { port: DEFAULT_PORT } })
     expect(parseConfig(['--help'], {})).toEqual({ help: true })
+    expect(parseConfig(['--p2p-listen', '/ip4/127.0.0.1/tcp/9001, /ip4/127.0.0.1/tcp/9002/ws'], {})).toMatchObject({
+      config: { p2p: ['/ip4/127.0.0.1/tcp/9001', '/ip4/127.0.0.1/tcp/9002/ws'] },
+    })
+    expect(parseConfig([], { CHORUS_P2P_LISTEN: '/ip4/0.0.0.0/tcp/4001' })).toMatchObject({ config: { p2p: ['/ip4/0.0.0.0/tcp/4001'] } })
+    expect(parseConfig(['--no-p2p'], {})).toMatchObject({ config: { p2p: false } })
+    expect(() => parseConfig(['--p2p-listen', 'tcp:9001'], {})).toThrow(/invalid --p2p-listen/)
+    expect(() => parseConfig(['--no-p2p', '--p2p-listen', '/ip4/127.0.0.1/tcp/1'], {})).toThrow(/contradict/)
   })
 
   it('refuses bad values with ConfigError (exit code 2)', () => {

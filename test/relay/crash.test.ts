@@ -75,7 +75,7 @@ async function freePort(): Promise<number> {
 
 /** Starts `node relay/src/main.ts`; resolves once it printed its listening line, or rejects if it exited first. */
 async function spawnRelay(port: number, dataDir: string): Promise<RelayChild> {
-  const child = spawn(process.execPath, [MAIN, '--port', String(port), '--data', dataDir], { cwd: root })
+  const child = spawn(process.execPath, [MAIN, '--port', String(port), '--data', dataDir, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'], { cwd: root })
   children.push(child)
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))

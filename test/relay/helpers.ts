@@ -52,7 +52,7 @@ export function fixture(): Fixture {
   return {
     dir,
     async startRelay(options = {}) {
-      const relay = new Relay({ port: 0, dataDir: dir, logger: silentLogger, ...options })
+      const relay = new Relay({ port: 0, dataDir: dir, logger: silentLogger, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] }, ...options })
       relays.push(relay)
       const { url } = await relay.start()
       return { relay, url }

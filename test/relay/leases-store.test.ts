@@ -9,6 +9,7 @@ import * as Y from 'yjs'
 import { createGrantVerifier, ManualClock, type LeaseGrant } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { loadOrCreateRelayKey, RELAY_KEY_FILE, RELAY_VERSION, STORE_FILE, type Logger, type RelayCapabilities } from '@chorus/relay'
+import { peerKeyFromSeed } from '@chorus/p2p'
 import { fixture, synced, until, type Fixture } from './helpers.ts'
 
 let f: Fixture
@@ -99,7 +100,11 @@ describe('relay key distribution', () => {
       auth: 'none',
       defaultSpace: 'default',
       limits: { maxFrameBytes: 64 * 1024, maxBodyBytes: 4096, maxLeaseFrameBytes: 16 * 1024, rateLimit: { ratePerSecond: 50, burst: 100 } },
+      p2p: { peerId: expect.any(String) as unknown, multiaddrs: expect.any(Array) as unknown, protocols: ['/chorus/sync/1.0.0'] },
     })
+    // The relay's libp2p identity is its signing key: its peer id carries the key that vouches for members.
+    expect((await peerKeyFromSeed(loadOrCreateRelayKey(f.dir).secretKey)).peerId).toBe(body.p2p?.peerId)
+    expect(body.p2p?.multiaddrs.every((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.endsWith(`/p2p/${body.p2p?.peerId ?? ''}`))).toBe(true)
     expect(RELAY_VERSION).toMatch(/^\d+\.\d+\.\d+/)
     expect((await fetch(`${url}/capabilities`, { method: 'POST' })).status).toBe(405)
   })

@@ -59,12 +59,20 @@ export interface ChorusPeerOptions {
   relayServer?: boolean
   /** Refuse some connections (e.g. to split a mesh in a test). */
   connectionGater?: ConnectionGater
+  /**
+   * Asked for the document of a sync stream whose tag no open document has (the relay opens a space's document
+   * on demand this way): return it started, or undefined to refuse the stream.
+   */
+  resolveDocument?: (tag: Uint8Array) => Promise<DocumentTransport | undefined>
   /** Told about refused streams and failed publishes; default: nothing. */
   onError?: (error: unknown, context: string) => void
   now?: () => number
 }
 
 type Services = { identify: unknown; ping: unknown; pubsub: GossipSub; relay?: unknown }
+
+/** How often a peer checks that it is still connected to its bootstrap peers. */
+const BOOTSTRAP_REDIAL_MS = 2_000
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
@@ -76,14 +84,17 @@ export class ChorusPeer {
   private readonly byDoc = new Map<string, DocumentTransport>()
   private readonly onError: (error: unknown, context: string) => void
   private readonly now: () => number
+  private readonly resolveDocument: ChorusPeerOptions['resolveDocument']
   private readonly host: DocumentHost
   private stopped = false
+  private redial: ReturnType<typeof setInterval> | undefined
 
   private constructor(node: Libp2p<Services>, options: ChorusPeerOptions) {
     this.node = node
     this.key = options.key
     this.onError = options.onError ?? (() => undefined)
     this.now = options.now ?? Date.now
+    this.resolveDocument = options.resolveDocument
     const pubsub = node.services.pubsub
     this.host = {
       peerId: options.key.peerId,
@@ -139,6 +150,7 @@ export class ChorusPeer {
     const node = await createLibp2p<Services>(config)
     const peer = new ChorusPeer(node, options)
     await peer.wire()
+    if (options.bootstrap !== undefined && options.bootstrap.length > 0) peer.keepBootstrap(options.bootstrap)
     return peer
   }
 
@@ -172,8 +184,21 @@ export class ChorusPeer {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    clearInterval(this.redial)
     await Promise.all([...this.byDoc.values()].map((t) => t.stop()))
     await this.node.stop()
+  }
+
+  /** Dial the bootstrap peers again whenever not connected (a relay that restarted is found again). */
+  private keepBootstrap(addresses: string[]): void {
+    const targets = addresses.map((a) => ({ target: multiaddr(a), id: /\/p2p\/([^/]+)$/.exec(a)?.[1] }))
+    this.redial = setInterval(() => {
+      for (const { target, id } of targets) {
+        if (id !== undefined && this.node.getConnections(peerIdFromString(id)).length > 0) continue
+        this.node.dial(target, { signal: AbortSignal.timeout(HANDSHAKE_MS) }).catch(() => undefined)
+      }
+    }, BOOTSTRAP_REDIAL_MS)
+    this.redial.unref()
   }
 
   private route(transport: DocumentTransport, on: boolean): void {
@@ -227,12 +252,19 @@ export class ChorusPeer {
     framed.onClose = () => clearTimeout(timer)
     framed.onMessage = (tag) => {
       clearTimeout(timer)
-      const transport = this.byTag.get(hex(tag))
-      if (transport === undefined || !transport.started) {
-        framed.abort(new Error('unknown document'))
-        return
-      }
-      transport.accept(framed, connection)
+      framed.onMessage = () => framed.abort(new Error('spoke before its credential was asked for'))
+      const known = this.byTag.get(hex(tag))
+      const found = known !== undefined ? Promise.resolve(known) : (this.resolveDocument?.(tag.slice()) ?? Promise.resolve(undefined))
+      found.then(
+        (transport) => {
+          if (transport === undefined || !transport.started) framed.abort(new Error('unknown document'))
+          else if (framed.isOpen) transport.accept(framed, connection)
+        },
+        (e: unknown) => {
+          this.onError(e, 'resolve document')
+          framed.abort(new Error('unknown document'))
+        },
+      )
     }
   }
 }

@@ -136,10 +136,20 @@ export class DocumentTransport implements Transport {
   }
 
   send(peer: PeerId, message: Uint8Array): void {
+    this.sendTo(peer, message, this.fromGossip)
+  }
+
+  /** True while a gossip message is being delivered: a sender that defers its sends notes it for `sendTo`. */
+  get deliveringGossip(): boolean {
+    return this.fromGossip
+  }
+
+  /** `send`, where the caller says whether `message` forwards what came by gossip. */
+  sendTo(peer: PeerId, message: Uint8Array, gossiped: boolean): void {
     const link = this.links.get(peer)
     if (link === undefined) return
     // The replicator forwards what it just got by gossip to each peer: members on the topic have it already.
-    if (this.fromGossip && this.host.gossipSubscribers(this.secrets.topic).has(peer)) return
+    if (gossiped && this.host.gossipSubscribers(this.secrets.topic).has(peer)) return
     link.framed.send(message)
   }
 

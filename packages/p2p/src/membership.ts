@@ -109,17 +109,28 @@ export interface CredentialFields {
   expiresAt?: number | null
 }
 
-const checkFields = (f: CredentialFields): void => {
+const checkFields = (f: CredentialFields, selfIssue = false): void => {
   if (!DOCUMENT_NAME.test(f.doc)) throw new ChorusError('invalid_input', `invalid document name: ${f.doc.slice(0, 130)}`)
   const only = restrictedKind(f.doc)
-  if (only !== undefined && f.kind !== only) throw new ChorusError('forbidden', `${f.doc} admits only participants of kind ${only}`)
+  if (only !== undefined && f.kind !== only && !selfIssue) throw new ChorusError('forbidden', `${f.doc} admits only participants of kind ${only}`)
   peerPublicKey(f.peer)
+}
+
+/** Signed by the key of the very peer it is for: the relay's credential for its own node. */
+const selfIssued = (c: Credential): boolean => {
+  if (typeof c.issuer !== 'string') return false
+  try {
+    return Buffer.from(peerPublicKey(c.peer)).toString('base64url') === c.issuer
+  } catch {
+    return false
+  }
 }
 
 /** The relay's credential for `fields`, signed with its 32-byte Ed25519 secret key. */
 export function issueCredential(fields: CredentialFields, relaySecretKey: Uint8Array): Credential {
-  checkFields(fields)
-  const body = { v: 1 as const, ...fields, expiresAt: fields.expiresAt ?? null, issuer: toBase64Url(ed25519.getPublicKey(relaySecretKey)) }
+  const issuer = toBase64Url(ed25519.getPublicKey(relaySecretKey))
+  checkFields(fields, toBase64Url(peerPublicKey(fields.peer)) === issuer)
+  const body = { v: 1 as const, ...fields, expiresAt: fields.expiresAt ?? null, issuer }
   return { ...body, signature: toBase64Url(ed25519.sign(payload(body), relaySecretKey)) }
 }
 
@@ -169,7 +180,8 @@ function check(c: Credential, options: VerifyOptions, links: number): string | u
   if (c.doc !== options.doc) return `the credential is for ${c.doc}, not ${options.doc}`
   if (c.expiresAt !== null && c.expiresAt <= options.now) return 'the credential has expired'
   const only = restrictedKind(c.doc)
-  if (only !== undefined && c.kind !== only) return `${c.doc} admits only participants of kind ${only}`
+  // The relay's own credential (its peer key is its signing key) admits it to every document it hosts.
+  if (only !== undefined && c.kind !== only && !selfIssued(c)) return `${c.doc} admits only participants of kind ${only}`
   let signer: Uint8Array
   if (typeof c.issuer === 'string') {
     if (!options.trusted.has(c.issuer)) return 'the credential is signed by a key this peer does not trust'

@@ -1,0 +1,199 @@
+/**
+ * The relay in the libp2p mesh: a node whose identity is the relay's signing key (so its peer id names the key
+ * that vouches for members), listening on TCP and WebSockets, a bootstrap peer for the others, a
+ * circuit-relay-v2 server (raised limits) for peers that cannot dial each other, and a replica like any other:
+ * a peer that opens a sync stream for a document the relay keeps gets it loaded and synced.
+ *
+ * A document is found by the tag its dialer sends (derived from the document key, which only the relay and
+ * members know): the relay keeps the tags of every document in its store and of every document it issued a
+ * credential for. A document open to peers holds its space loaded; it is closed once no peer has been linked to it
+ * for `idleMs`. Sends to peers wait for the group commit like every other fan-out (`SpaceEntry.afterCommit`).
+ */
+import {
+  ChorusPeer,
+  documentKey,
+  documentSecrets,
+  issueCredential,
+  peerKeyFromSeed,
+  type DocumentTransport,
+  type Membership,
+} from '@chorus/p2p'
+import { Replicator, type ParticipantKind, type PeerId, type Store, type Transport, type TransportListener } from '@chorus/sync'
+import type { Logger } from './logger.ts'
+import type { SpaceEntry, SpaceRegistry } from './spaces.ts'
+
+export const RELAY_PARTICIPANT = 'relay'
+const DEFAULT_MESH_IDLE_MS = 30_000
+
+export interface RelayMeshOptions {
+  secretKey: Uint8Array
+  /** Multiaddrs to listen on (TCP and WebSockets). */
+  listen: string[]
+  registry: SpaceRegistry
+  store: Store
+  logger: Logger
+  /** Close a document this long after its last peer left (default 30 s). */
+  idleMs?: number
+}
+
+interface OpenDocument {
+  readonly entry: SpaceEntry
+  readonly transport: DocumentTransport
+  readonly replicator: Replicator
+  idle: ReturnType<typeof setTimeout> | undefined
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+
+/** A `DocumentTransport` whose sends wait for the space's group commit. */
+class CommittedTransport implements Transport {
+  private readonly inner: DocumentTransport
+  private readonly entry: SpaceEntry
+  private readonly onPeers: () => void
+
+  constructor(inner: DocumentTransport, entry: SpaceEntry, onPeers: () => void) {
+    this.inner = inner
+    this.entry = entry
+    this.onPeers = onPeers
+  }
+
+  get peers(): ReadonlySet<PeerId> {
+    return this.inner.peers
+  }
+
+  start(listener: TransportListener): Promise<void> {
+    return this.inner.start({
+      ...listener,
+      peerJoined: (peer) => {
+        listener.peerJoined(peer)
+        this.onPeers()
+      },
+      peerLeft: (peer) => {
+        listener.peerLeft(peer)
+        this.onPeers()
+      },
+    })
+  }
+
+  send(peer: PeerId, message: Uint8Array): void {
+    const gossiped = this.inner.deliveringGossip
+    this.entry.afterCommit(() => this.inner.sendTo(peer, message, gossiped))
+  }
+
+  broadcast(message: Uint8Array): void {
+    this.entry.afterCommit(() => this.inner.broadcast(message))
+  }
+
+  stop(): Promise<void> {
+    return this.inner.stop()
+  }
+}
+
+export class RelayMesh {
+  readonly peer: ChorusPeer
+  private readonly options: RelayMeshOptions
+  /** Document name by stream tag. */
+  private readonly tags = new Map<string, string>()
+  private readonly open = new Map<string, Promise<OpenDocument | undefined>>()
+  private readonly idleMs: number
+  private closed = false
+
+  private constructor(peer: ChorusPeer, options: RelayMeshOptions) {
+    this.peer = peer
+    this.options = options
+    this.idleMs = options.idleMs ?? DEFAULT_MESH_IDLE_MS
+  }
+
+  static async start(options: RelayMeshOptions): Promise<RelayMesh> {
+    const key = await peerKeyFromSeed(options.secretKey)
+    // Streams may arrive before the mesh exists: they find no document until it does.
+    const ref: { mesh?: RelayMesh } = {}
+    const peer = await ChorusPeer.start({
+      key,
+      listen: options.listen,
+      relayServer: true,
+      mdns: false,
+      pubsubDiscovery: true,
+      resolveDocument: (tag) => ref.mesh?.resolve(tag) ?? Promise.resolve(undefined),
+      onError: (error, context) => options.logger.warn('libp2p', { context, error }),
+    })
+    const mesh = new RelayMesh(peer, options)
+    for (const space of await options.store.spaces()) mesh.know(space)
+    ref.mesh = mesh
+    return mesh
+  }
+
+  get multiaddrs(): string[] {
+    return this.peer.multiaddrs
+  }
+
+  /** Remember the tag of `doc` (a space's main or restricted document) so peers can open it. */
+  know(doc: string): void {
+    this.tags.set(hex(documentSecrets(documentKey(this.options.secretKey, doc)).streamTag), doc)
+  }
+
+  /** A membership of `doc` for `peer`, acting for `participant` of `kind`. */
+  membership(doc: string, peer: string, participant: string, kind: ParticipantKind, expiresAt: number | null = null): Membership {
+    const credential = issueCredential({ doc, peer, participant, kind, expiresAt }, this.options.secretKey)
+    this.know(doc)
+    return { credential, key: documentKey(this.options.secretKey, doc) }
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true
+    const docs = await Promise.all(this.open.values())
+    this.open.clear()
+    for (const doc of docs) if (doc !== undefined) await this.closeDocument(doc)
+    await this.peer.stop()
+  }
+
+  private resolve(tag: Uint8Array): Promise<DocumentTransport | undefined> {
+    const name = this.tags.get(hex(tag))
+    if (name === undefined || this.closed) return Promise.resolve(undefined)
+    let opening = this.open.get(name)
+    if (opening === undefined) {
+      opening = this.openDocument(name).catch((e: unknown) => {
+        this.options.logger.warn('could not open a document for libp2p peers', { doc: name, error: e })
+        this.open.delete(name)
+        return undefined
+      })
+      this.open.set(name, opening)
+    }
+    return opening.then((doc) => doc?.transport)
+  }
+
+  private async openDocument(name: string): Promise<OpenDocument> {
+    const entry = await this.options.registry.acquire(name)
+    const membership = this.membership(name, this.peer.peerId, RELAY_PARTICIPANT, 'service')
+    const transport = this.peer.document(membership)
+    const replicator = new Replicator(entry.doc, entry.awareness, {
+      onError: (error) => this.options.logger.warn('bad message from a libp2p peer', { doc: name, error }),
+    })
+    const doc: OpenDocument = { entry, transport, replicator, idle: undefined }
+    await replicator.attach(new CommittedTransport(transport, entry, () => this.watchIdle(name, doc)))
+    this.watchIdle(name, doc)
+    return doc
+  }
+
+  /** Close `doc` once no peer has been linked to it for `idleMs`. */
+  private watchIdle(name: string, doc: OpenDocument): void {
+    clearTimeout(doc.idle)
+    doc.idle = undefined
+    if (doc.transport.peers.size > 0 || this.closed) return
+    doc.idle = setTimeout(() => {
+      if (doc.transport.peers.size > 0) return
+      this.open.delete(name)
+      void this.closeDocument(doc)
+    }, this.idleMs)
+    doc.idle.unref()
+  }
+
+  private async closeDocument(doc: OpenDocument): Promise<void> {
+    clearTimeout(doc.idle)
+    try {
+      await doc.replicator.stop()
+    } finally {
+      this.options.registry.release(doc.entry)
+    }
+  }
+}
