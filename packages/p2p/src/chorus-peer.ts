@@ -126,7 +126,8 @@ export class ChorusPeer {
       identify: identify(),
       ping: ping(),
       // Publishing with nobody on the topic yet is normal (peers subscribe as they join).
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
+      // Gossip also crosses relayed (limited) connections, to peers reachable only through a circuit.
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, runOnLimitedConnection: true }),
     }
     if (options.relayServer === true) {
       services.relay = circuitRelayServer({
@@ -143,6 +144,9 @@ export class ChorusPeer {
       transports: [tcp(), webSockets(), circuitRelayTransport()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      // libp2p refuses more than 5 inbound connections a second from one address: too few for a relay that peers
+      // behind one NAT (or on one machine) reach at once.
+      connectionManager: { inboundConnectionThreshold: 100 },
       peerDiscovery: discovery,
       services,
       ...(options.connectionGater === undefined ? {} : { connectionGater: options.connectionGater }),
