@@ -15,6 +15,7 @@ import {
   documentSecrets,
   issueCredential,
   peerKeyFromSeed,
+  type DocumentSecrets,
   type DocumentTransport,
   type Membership,
 } from '@chorus/p2p'
@@ -43,7 +44,6 @@ interface OpenDocument {
   idle: ReturnType<typeof setTimeout> | undefined
 }
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
 /** A `DocumentTransport` whose sends wait for the space's group commit. */
 class CommittedTransport implements Transport {
@@ -92,8 +92,8 @@ class CommittedTransport implements Transport {
 export class RelayMesh {
   readonly peer: ChorusPeer
   private readonly options: RelayMeshOptions
-  /** Document name by stream tag. */
-  private readonly tags = new Map<string, string>()
+  /** The secrets of every document peers may open here, by name. */
+  private readonly known = new Map<string, DocumentSecrets>()
   private readonly open = new Map<string, Promise<OpenDocument | undefined>>()
   private readonly idleMs: number
   private closed = false
@@ -114,7 +114,7 @@ export class RelayMesh {
       relayServer: true,
       mdns: false,
       pubsubDiscovery: true,
-      resolveDocument: (tag) => ref.mesh?.resolve(tag) ?? Promise.resolve(undefined),
+      resolveDocument: (tag, remote) => ref.mesh?.resolve(tag, remote) ?? Promise.resolve(undefined),
       onError: (error, context) => options.logger.warn('libp2p', { context, error }),
     })
     const mesh = new RelayMesh(peer, options)
@@ -127,9 +127,9 @@ export class RelayMesh {
     return this.peer.multiaddrs
   }
 
-  /** Remember the tag of `doc` (a space's main or restricted document) so peers can open it. */
+  /** Let peers open `doc` (a space's main or restricted document). */
   know(doc: string): void {
-    this.tags.set(hex(documentSecrets(documentKey(this.options.secretKey, doc)).streamTag), doc)
+    if (!this.known.has(doc)) this.known.set(doc, documentSecrets(documentKey(this.options.secretKey, doc)))
   }
 
   /** A membership of `doc` for `peer`, acting for `participant` of `kind`. */
@@ -147,8 +147,16 @@ export class RelayMesh {
     await this.peer.stop()
   }
 
-  private resolve(tag: Uint8Array): Promise<DocumentTransport | undefined> {
-    const name = this.tags.get(hex(tag))
+  /** The document whose tag from `remote` is `tag` (one HMAC per known document: tags are per pair of peers). */
+  private resolve(tag: Uint8Array, remote: string): Promise<DocumentTransport | undefined> {
+    const self = this.peer.peerId
+    let name: string | undefined
+    for (const [doc, secrets] of this.known) {
+      if (Buffer.from(secrets.streamTag(remote, self)).equals(tag)) {
+        name = doc
+        break
+      }
+    }
     if (name === undefined || this.closed) return Promise.resolve(undefined)
     let opening = this.open.get(name)
     if (opening === undefined) {

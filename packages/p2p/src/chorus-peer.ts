@@ -63,7 +63,7 @@ export interface ChorusPeerOptions {
    * Asked for the document of a sync stream whose tag no open document has (the relay opens a space's document
    * on demand this way): return it started, or undefined to refuse the stream.
    */
-  resolveDocument?: (tag: Uint8Array) => Promise<DocumentTransport | undefined>
+  resolveDocument?: (tag: Uint8Array, remotePeer: string) => Promise<DocumentTransport | undefined>
   /** Told about refused streams and failed publishes; default: nothing. */
   onError?: (error: unknown, context: string) => void
   now?: () => number
@@ -74,12 +74,11 @@ type Services = { identify: unknown; ping: unknown; pubsub: GossipSub; relay?: u
 /** How often a peer checks that it is still connected to its bootstrap peers. */
 const BOOTSTRAP_REDIAL_MS = 2_000
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.from(a).equals(b)
 
 export class ChorusPeer {
   readonly node: Libp2p<Services>
   readonly key: PeerKey
-  private readonly byTag = new Map<string, DocumentTransport>()
   private readonly byTopic = new Map<string, DocumentTransport>()
   private readonly byDoc = new Map<string, DocumentTransport>()
   private readonly onError: (error: unknown, context: string) => void
@@ -105,6 +104,8 @@ export class ChorusPeer {
         pubsub.publish(topic, data).catch((e: unknown) => this.onError(e, 'gossip publish'))
       },
       gossipSubscribers: (topic) => new Set(pubsub.getSubscribers(topic).map(String)),
+      // getMeshPeers is on the gossipsub class, not on its exported interface.
+      gossipMesh: (topic) => new Set((pubsub as unknown as { getMeshPeers(topic: string): string[] }).getMeshPeers(topic)),
       report: (error, context) => this.onError(error, context),
       now: () => this.now(),
     }
@@ -206,7 +207,7 @@ export class ChorusPeer {
   }
 
   private route(transport: DocumentTransport, on: boolean): void {
-    const { topic, streamTag } = transport.secrets
+    const { topic } = transport.secrets
     const pubsub = this.node.services.pubsub
     if (on) {
       const other = this.byDoc.get(transport.doc)
@@ -214,12 +215,10 @@ export class ChorusPeer {
         throw new ChorusError('conflict', `${transport.doc} is already open on this peer`)
       }
       this.byDoc.set(transport.doc, transport)
-      this.byTag.set(hex(streamTag), transport)
       this.byTopic.set(topic, transport)
       pubsub.subscribe(topic)
     } else if (this.byDoc.get(transport.doc) === transport) {
       this.byDoc.delete(transport.doc)
-      this.byTag.delete(hex(streamTag))
       this.byTopic.delete(topic)
       if (!this.stopped) pubsub.unsubscribe(topic)
     }
@@ -248,7 +247,7 @@ export class ChorusPeer {
     })
   }
 
-  /** A sync stream: its first frame names the document (its tag); a stranger's goes nowhere. */
+  /** A sync stream: its first frame names the document (its tag for this pair of peers); a stranger's goes nowhere. */
   private inbound(stream: Stream, connection: Connection): void {
     const framed = new FramedStream(stream, STREAM_LIMITS)
     const timer = setTimeout(() => framed.abort(new Error('no document tag in time')), HANDSHAKE_MS)
@@ -257,8 +256,9 @@ export class ChorusPeer {
     framed.onMessage = (tag) => {
       clearTimeout(timer)
       framed.onMessage = () => framed.abort(new Error('spoke before its credential was asked for'))
-      const known = this.byTag.get(hex(tag))
-      const found = known !== undefined ? Promise.resolve(known) : (this.resolveDocument?.(tag.slice()) ?? Promise.resolve(undefined))
+      const remote = connection.remotePeer.toString()
+      const known = [...this.byDoc.values()].find((t) => sameBytes(t.secrets.streamTag(remote, this.peerId), tag))
+      const found = known !== undefined ? Promise.resolve(known) : (this.resolveDocument?.(tag.slice(), remote) ?? Promise.resolve(undefined))
       found.then(
         (transport) => {
           if (transport === undefined || !transport.started) framed.abort(new Error('unknown document'))

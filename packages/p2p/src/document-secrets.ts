@@ -2,7 +2,8 @@
  * What a document's key (`Membership.key`) is used for. Everything a peer shows to peers it has not verified is
  * derived from the key, so a peer without it cannot tell which space is meant nor read what is said:
  * - the gossipsub topic of the document (a stranger may subscribe, but sees only sealed messages);
- * - the stream tag a dialer opens the sync protocol with (the listener looks the document up by it);
+ * - the stream tag a dialer opens the sync protocol with, bound to both peers' ids, so the listener can look the
+ *   document up by it, and a stranger a member dials learns only a tag that is of no use with anyone else;
  * - the AES-256-GCM key that seals every gossip message.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
@@ -17,8 +18,8 @@ const derive = (key: string, purpose: string): Buffer => createHmac('sha256', Bu
 
 export interface DocumentSecrets {
   readonly topic: string
-  /** Sent by the dialer of a sync stream, 32 bytes. */
-  readonly streamTag: Uint8Array
+  /** Sent by `dialer` first on a sync stream to `listener` (peer ids), 32 bytes. */
+  streamTag(dialer: string, listener: string): Uint8Array
   seal(plaintext: Uint8Array): Uint8Array
   /** The plaintext, or undefined when `sealed` was not sealed with this document's key (or was altered). */
   open(sealed: Uint8Array): Uint8Array | undefined
@@ -26,9 +27,10 @@ export interface DocumentSecrets {
 
 export function documentSecrets(key: string): DocumentSecrets {
   const aesKey = derive(key, 'chorus-gossip-aead-v1')
+  const tagKey = derive(key, 'chorus-stream-tag-v2')
   return {
     topic: `/chorus/doc/1/${derive(key, 'chorus-gossip-topic-v1').toString('base64url').slice(0, 32)}`,
-    streamTag: new Uint8Array(derive(key, 'chorus-stream-tag-v1')),
+    streamTag: (dialer, listener) => new Uint8Array(createHmac('sha256', tagKey).update(`${dialer}\0${listener}`).digest()),
     seal(plaintext) {
       const nonce = randomBytes(NONCE_BYTES)
       const cipher = createCipheriv('aes-256-gcm', aesKey, nonce)

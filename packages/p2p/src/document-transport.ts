@@ -7,13 +7,20 @@
  * either side send anything of the document, and the replicator starts catch-up (sync step 1) on the link.
  * When both sides dialed, both keep the stream opened by the smaller peer id.
  *
- * Broadcasts: a message of up to `maxGossipBytes` is sealed with the document key and published on the
- * document's gossipsub topic, which reaches members this peer has no link to; linked members that are not (yet)
- * on the topic get it directly. Larger messages (catch-up, big updates) go only on direct links. What arrives by
- * gossip reached the topic's other members by gossip too, so the replicator's forwarding of it to them is
- * skipped (it still goes to linked members off the topic, and to the replica's other transports).
+ * Broadcasts: a message of up to `maxGossipBytes` is published on the document's gossipsub topic, which reaches
+ * members this peer has no link to; linked members that are not (yet) on the topic get it directly. Larger
+ * messages (catch-up, big updates) go only on direct links. A gossip message is sealed with the document key and
+ * carries its publisher's credential: a receiver applies it only if that credential is valid for the
+ * publisher (gossipsub signs who published), so holding the key is not enough to write. What arrives by gossip
+ * was forwarded by gossipsub to the topic's mesh at once, so the replicator's forwarding of it to peers in that
+ * mesh is skipped (it still goes to other linked members, and to the replica's other transports).
+ *
+ * Gossip may drop a message (a peer not yet in the mesh, a full queue), so every `RESYNC_MS` each link runs
+ * catch-up again (a state vector exchange): whatever was missed arrives then.
  */
 import type { Connection, Stream } from '@libp2p/interface'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import { ChorusError, type PeerId, type Transport, type TransportListener } from '@chorus/sync'
 import { documentSecrets, SEAL_OVERHEAD, type DocumentSecrets } from './document-secrets.ts'
 import { FramedStream } from './framed-stream.ts'
@@ -28,10 +35,13 @@ export const MAX_GOSSIP_BYTES = 64 * 1024
 export const MAX_QUEUED_BYTES = 128 * 1024 * 1024
 /** How long a new stream may take to present its credentials. */
 export const HANDSHAKE_MS = 10_000
+/** How often each link runs catch-up again, for what gossip may have dropped. */
+export const RESYNC_MS = 15_000
 
 export const STREAM_LIMITS = { maxMessageBytes: MAX_MESSAGE_BYTES, maxQueuedBytes: MAX_QUEUED_BYTES }
 
 const MAX_CREDENTIAL_BYTES = 16 * 1024
+const MAX_KNOWN_PUBLISHERS = 1024
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -45,6 +55,8 @@ export interface DocumentHost {
   subscribe(transport: DocumentTransport, subscribed: boolean): void
   publish(topic: string, data: Uint8Array): void
   gossipSubscribers(topic: string): ReadonlySet<string>
+  /** The peers gossipsub forwards the topic's messages to right away (its mesh for the topic). */
+  gossipMesh(topic: string): ReadonlySet<string>
   report(error: unknown, context: string): void
   now(): number
 }
@@ -61,6 +73,8 @@ export interface DocumentTransportStats {
   refused: number
   /** Gossip messages that were not sealed with this document's key, and were dropped. */
   unreadable: number
+  /** Gossip messages sealed with the key whose publisher showed no valid credential, and were dropped. */
+  unauthorized: number
   gossipSent: number
   gossipReceived: number
 }
@@ -79,7 +93,7 @@ export class DocumentTransport implements Transport {
   readonly doc: string
   readonly membership: Membership
   readonly secrets: DocumentSecrets
-  readonly stats: DocumentTransportStats = { refused: 0, unreadable: 0, gossipSent: 0, gossipReceived: 0 }
+  readonly stats: DocumentTransportStats = { refused: 0, unreadable: 0, unauthorized: 0, gossipSent: 0, gossipReceived: 0 }
   private readonly host: DocumentHost
   private readonly trusted: ReadonlySet<string>
   private readonly maxGossipBytes: number
@@ -92,6 +106,9 @@ export class DocumentTransport implements Transport {
   private listener: TransportListener | undefined
   /** Set while a gossip message is being delivered (see the module comment). */
   private fromGossip = false
+  /** Publishers' credentials already checked, by publisher and credential bytes. */
+  private readonly publishers = new Map<string, Credential>()
+  private resync: ReturnType<typeof setInterval> | undefined
 
   constructor(host: DocumentHost, membership: Membership, options: DocumentTransportOptions = {}) {
     this.host = host
@@ -119,6 +136,11 @@ export class DocumentTransport implements Transport {
     this.listener = listener
     this.host.subscribe(this, true)
     for (const peer of this.host.connectedPeers()) this.dial(peer)
+    // peerJoined again for a linked peer: the replicator runs catch-up with it once more.
+    this.resync = setInterval(() => {
+      for (const peer of this.joined) this.listener?.peerJoined(peer)
+    }, RESYNC_MS)
+    this.resync.unref?.()
     listener.status?.('connected')
     return Promise.resolve()
   }
@@ -126,6 +148,7 @@ export class DocumentTransport implements Transport {
   async stop(): Promise<void> {
     if (this.listener === undefined) return
     this.host.subscribe(this, false)
+    clearInterval(this.resync)
     const links = [...this.links.values(), ...this.pending]
     this.listener = undefined
     for (const link of links) link.framed.close()
@@ -149,7 +172,7 @@ export class DocumentTransport implements Transport {
     const link = this.links.get(peer)
     if (link === undefined) return
     // The replicator forwards what it just got by gossip to each peer: members on the topic have it already.
-    if (gossiped && this.host.gossipSubscribers(this.secrets.topic).has(peer)) return
+    if (gossiped && this.host.gossipMesh(this.secrets.topic).has(peer)) return
     link.framed.send(message)
   }
 
@@ -158,7 +181,10 @@ export class DocumentTransport implements Transport {
     if (message.length <= this.maxGossipBytes) {
       const subscribers = this.host.gossipSubscribers(this.secrets.topic)
       if (subscribers.size > 0) {
-        this.host.publish(this.secrets.topic, this.secrets.seal(message))
+        this.host.publish(this.secrets.topic, this.secrets.seal(encoding.encode((e) => {
+          encoding.writeVarUint8Array(e, this.credentialFrame)
+          encoding.writeUint8Array(e, message)
+        })))
         this.stats.gossipSent++
       }
       for (const link of this.links.values()) if (!subscribers.has(link.peer)) link.framed.send(message)
@@ -179,7 +205,7 @@ export class DocumentTransport implements Transport {
           return
         }
         const link = this.handshake(stream, peer, this.host.peerId)
-        link.framed.send(this.secrets.streamTag)
+        link.framed.send(this.secrets.streamTag(this.host.peerId, peer))
       },
       // Not every peer speaks the protocol, and connections come and go: a failed dial is routine.
       () => undefined,
@@ -198,13 +224,27 @@ export class DocumentTransport implements Transport {
     this.expectCredential(link, () => this.linkUp(link))
   }
 
-  /** A gossip message on this document's topic, from `from` (the original publisher). */
+  /** A gossip message on this document's topic, from `from` (the original publisher, as gossipsub signed it). */
   gossip(from: string, sealed: Uint8Array): void {
     const listener = this.listener
-    if (listener === undefined || sealed.length > this.maxGossipBytes + SEAL_OVERHEAD) return
-    const message = this.secrets.open(sealed)
-    if (message === undefined) {
+    if (listener === undefined || sealed.length > this.maxGossipBytes + MAX_CREDENTIAL_BYTES + 8 + SEAL_OVERHEAD) return
+    const opened = this.secrets.open(sealed)
+    if (opened === undefined) {
       this.stats.unreadable++
+      return
+    }
+    let message: Uint8Array
+    let credential: Uint8Array
+    try {
+      const decoder = decoding.createDecoder(opened)
+      credential = decoding.readVarUint8Array(decoder)
+      message = opened.subarray(decoder.pos)
+    } catch {
+      this.stats.unreadable++
+      return
+    }
+    if (!this.publisherAdmitted(from, credential)) {
+      this.stats.unauthorized++
       return
     }
     this.stats.gossipReceived++
@@ -214,6 +254,26 @@ export class DocumentTransport implements Transport {
     } finally {
       this.fromGossip = false
     }
+  }
+
+  /** Whether `credential` (JSON bytes) admits `publisher` now; checked once per publisher and credential. */
+  private publisherAdmitted(publisher: string, credential: Uint8Array): boolean {
+    const memo = `${publisher}\0${Buffer.from(credential).toString('base64')}`
+    let known = this.publishers.get(memo)
+    if (known === undefined) {
+      let input: unknown
+      try {
+        input = credential.length > MAX_CREDENTIAL_BYTES ? undefined : JSON.parse(decoder.decode(credential))
+      } catch {
+        input = undefined
+      }
+      const verdict = verifyCredential(input, { trusted: this.trusted, doc: this.doc, peer: publisher, now: this.host.now() })
+      if (!verdict.ok) return false
+      known = verdict.credential
+      if (this.publishers.size >= MAX_KNOWN_PUBLISHERS) this.publishers.clear()
+      this.publishers.set(memo, known)
+    }
+    return known.expiresAt === null || known.expiresAt > this.host.now()
   }
 
   private handshake(stream: Stream, peer: string, dialer: string): Link {

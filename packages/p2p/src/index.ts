@@ -22,6 +22,7 @@ export {
   MAX_GOSSIP_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_QUEUED_BYTES,
+  RESYNC_MS,
   SYNC_PROTOCOL,
   type DocumentTransportOptions,
   type DocumentTransportStats,

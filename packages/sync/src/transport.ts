@@ -10,7 +10,10 @@ export type PeerId = string
 export type TransportStatus = 'connecting' | 'connected' | 'disconnected'
 
 export interface TransportListener {
-  /** A connection to `peer` opened (or reopened): the replicator starts catch-up with it here. */
+  /**
+   * A connection to `peer` opened (or reopened): the replicator starts catch-up with it here. A transport may
+   * call it again for a peer still connected to have catch-up run once more (e.g. after it may have lost messages).
+   */
   peerJoined(peer: PeerId): void
   /** The connection to `peer` closed; nothing more is sent to it until it joins again. */
   peerLeft(peer: PeerId): void
