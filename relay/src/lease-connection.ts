@@ -1,6 +1,6 @@
 /**
- * One WebSocket on `/leases`: JSON requests in, replies and `lease_lost` pushes out (leases/wire.ts in
- * @chorus/sync, docs/PROTOCOL.md). A bad frame gets an error reply and counts toward `maxMalformed`, after which
+ * One lease session: JSON requests in, replies and `lease_lost` pushes out (leases/wire.ts in @chorus/sync,
+ * docs/PROTOCOL.md), over a WebSocket on `/leases` (`webSocketLeaseWire`) or a libp2p `/chorus/lease/1.0.0` stream. A bad frame gets an error reply and counts toward `maxMalformed`, after which
  * the connection is closed with 1003; nothing a client sends can take the relay down or touch another's lease.
  */
 import type { RawData, WebSocket } from 'ws'
@@ -11,6 +11,43 @@ import type { LeaseService, LeaseSession } from './lease-service.ts'
 import type { RateLimiter } from './rate-limit.ts'
 import { CloseCode } from './sync-connection.ts'
 import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
+
+/** What a lease session is carried over. */
+export interface LeaseWire {
+  send(text: string): void
+  close(code: number, reason: string): void
+  /** For the relay's heartbeat: false once the other end stopped answering. */
+  alive(): boolean
+  terminate(): void
+}
+
+/** A `/leases` WebSocket as a lease wire; its frames and close go to `connection`. */
+export function attachWebSocket(socket: WebSocket, options: LeaseConnectionOptions): LeaseConnection {
+  const liveness = new Liveness(socket)
+  const connection = new LeaseConnection(
+    {
+      send: (text) => {
+        if (socket.readyState !== OPEN) return
+        socket.send(text, (error) => {
+          if (error !== undefined && error !== null) options.logger.warn('lease send failed', { error })
+        })
+      },
+      close: (code, reason) => {
+        if (socket.readyState === OPEN) socket.close(code, reason)
+      },
+      alive: () => liveness.check(),
+      terminate: () => socket.terminate(),
+    },
+    options,
+  )
+  socket.on('message', (data: RawData, isBinary: boolean) => {
+    liveness.seen()
+    connection.receive(frameBytes(data), !isBinary)
+  })
+  socket.on('close', () => connection.ended())
+  socket.on('error', (error) => options.logger.warn('lease connection error', { error }))
+  return connection
+}
 
 export interface LeaseConnectionOptions {
   caller: Caller
@@ -23,19 +60,14 @@ export interface LeaseConnectionOptions {
 }
 
 export class LeaseConnection implements LeaseSession {
-  readonly socket: WebSocket
+  private readonly wire: LeaseWire
   private readonly options: LeaseConnectionOptions
   private malformed = 0
   private gone = false
-  private readonly liveness: Liveness
 
-  constructor(socket: WebSocket, options: LeaseConnectionOptions) {
-    this.socket = socket
+  constructor(wire: LeaseWire, options: LeaseConnectionOptions) {
+    this.wire = wire
     this.options = options
-    socket.on('message', this.onMessage)
-    this.liveness = new Liveness(socket)
-    socket.on('close', () => this.forget())
-    socket.on('error', (error) => options.logger.warn('lease connection error', { error }))
   }
 
   get closed(): boolean {
@@ -49,33 +81,36 @@ export class LeaseConnection implements LeaseSession {
 
   close(code: number, reason: string): void {
     this.forget()
-    if (this.socket.readyState === OPEN) this.socket.close(code, reason)
+    this.wire.close(code, reason)
   }
 
   heartbeat(): void {
-    if (this.gone || this.liveness.check()) return
+    if (this.gone || this.wire.alive()) return
     this.forget()
-    this.socket.terminate()
+    this.wire.terminate()
   }
 
-  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
+  /** The wire is gone. */
+  ended(): void {
+    this.forget()
+  }
+
+  /** One frame from the client: `text` false for a binary frame (refused). */
+  receive(bytes: Uint8Array, text: boolean): void {
     if (this.gone) return
-    this.liveness.seen()
     if (!this.options.limiter.take()) {
       this.reply({ id: null, ok: false, error: { code: 'rate_limited', message: 'too many requests; slow down' } })
       return
     }
     let id: number | null = null
     try {
-      if (isBinary) throw new ChorusError('invalid_input', 'lease requests are JSON text frames')
-      const bytes = frameBytes(data)
+      if (!text) throw new ChorusError('invalid_input', 'lease requests are JSON text frames')
       if (bytes.length > this.options.maxFrameBytes) {
         throw new ChorusError('too_large', `a lease request is at most ${this.options.maxFrameBytes} bytes`, { limit: this.options.maxFrameBytes })
       }
-      const text = bytes.toString('utf8')
       let body: unknown
       try {
-        body = JSON.parse(text)
+        body = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
       } catch {
         throw new ChorusError('invalid_input', 'a lease request must be JSON')
       }
@@ -133,10 +168,8 @@ export class LeaseConnection implements LeaseSession {
   }
 
   private send(body: LeaseWireReply | LeaseLostPush): void {
-    if (this.gone || this.socket.readyState !== OPEN) return
-    this.socket.send(JSON.stringify(body), (error) => {
-      if (error !== undefined && error !== null) this.options.logger.warn('lease send failed', { error })
-    })
+    if (this.gone) return
+    this.wire.send(JSON.stringify(body))
   }
 
   private forget(): void {

@@ -6,12 +6,19 @@
  *
  * A document is found by the tag its dialer sends (derived from the document key, which only the relay and
  * members know): the relay keeps the tags of every document in its store and of every document it issued a
- * credential for. A document open to peers holds its space loaded; it is closed once no peer has been linked to it
+ * credential for. Leases come over `/chorus/lease/1.0.0`: the peer shows a credential for a document of the space
+ * first, and the session acts for that participant in that space only. A document open to peers holds its space loaded; it is closed once no peer has been linked to it
  * for `idleMs`. Sends to peers wait for the group commit like every other fan-out (`SpaceEntry.afterCommit`).
  */
+import type { Stream } from '@libp2p/interface'
 import {
   ChorusPeer,
   documentKey,
+  FramedStream,
+  HANDSHAKE_MS,
+  LEASE_PROTOCOL,
+  LEASE_STREAM_LIMITS,
+  verifyCredential,
   documentSecrets,
   issueCredential,
   peerKeyFromSeed,
@@ -20,6 +27,8 @@ import {
   type Membership,
 } from '@chorus/p2p'
 import { Replicator, type ParticipantKind, type PeerId, type Store, type Transport, type TransportListener } from '@chorus/sync'
+import type { Caller } from './auth.ts'
+import type { LeaseConnection, LeaseWire } from './lease-connection.ts'
 import type { Logger } from './logger.ts'
 import type { SpaceEntry, SpaceRegistry } from './spaces.ts'
 
@@ -35,6 +44,9 @@ export interface RelayMeshOptions {
   logger: Logger
   /** Close a document this long after its last peer left (default 30 s). */
   idleMs?: number
+  /** Start a lease session for `caller` over `wire` (the relay's lease service, as on `/leases`). */
+  leaseSession: (wire: LeaseWire, caller: Caller) => LeaseConnection
+  now: () => number
 }
 
 interface OpenDocument {
@@ -119,6 +131,10 @@ export class RelayMesh {
     })
     const mesh = new RelayMesh(peer, options)
     for (const space of await options.store.spaces()) mesh.know(space)
+    await peer.node.handle(LEASE_PROTOCOL, (stream, connection) => mesh.leaseStream(stream, connection.remotePeer.toString()), {
+      runOnLimitedConnection: true,
+      maxInboundStreams: 64,
+    })
     ref.mesh = mesh
     return mesh
   }
@@ -145,6 +161,48 @@ export class RelayMesh {
     this.open.clear()
     for (const doc of docs) if (doc !== undefined) await this.closeDocument(doc)
     await this.peer.stop()
+  }
+
+  /** A lease stream: its first frame must be the peer's credential for a document of a space. */
+  private leaseStream(stream: Stream, remote: string): void {
+    const framed = new FramedStream(stream, LEASE_STREAM_LIMITS)
+    const timer = setTimeout(() => framed.abort(new Error('no credential in time')), HANDSHAKE_MS)
+    timer.unref()
+    framed.onClose = () => clearTimeout(timer)
+    framed.onMessage = (frame) => {
+      clearTimeout(timer)
+      let input: unknown
+      try {
+        input = JSON.parse(new TextDecoder().decode(frame))
+      } catch {
+        input = undefined
+      }
+      const doc = typeof input === 'object' && input !== null && 'doc' in input && typeof input.doc === 'string' ? input.doc : ''
+      const verdict = verifyCredential(input, { trusted: new Set([this.publicKey]), doc, peer: remote, now: this.options.now() })
+      if (!verdict.ok) {
+        this.options.logger.warn('refused a libp2p lease stream', { peer: remote, reason: verdict.reason })
+        framed.abort(new Error(`membership refused: ${verdict.reason}`))
+        return
+      }
+      const { participant, kind } = verdict.credential
+      const caller: Caller = { open: false, identity: { participant, kind, spaces: [doc.split('#')[0] as string] } }
+      const connection = this.options.leaseSession(
+        {
+          send: (text) => framed.send(new TextEncoder().encode(text)),
+          close: () => framed.close(),
+          alive: () => framed.isOpen,
+          terminate: () => framed.abort(new Error('lease session ended')),
+        },
+        caller,
+      )
+      framed.onMessage = (request) => connection.receive(request, true)
+      framed.onClose = () => connection.ended()
+    }
+  }
+
+  /** The relay's public key (base64url): its peer id's key. */
+  private get publicKey(): string {
+    return Buffer.from(this.peer.key.privateKey.publicKey.raw).toString('base64url')
   }
 
   /** The document whose tag from `remote` is `tag` (one HMAC per known document: tags are per pair of peers). */

@@ -37,7 +37,7 @@ import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './
 import { EventSocket } from './event-socket.ts'
 import { createNodeGrantSigner } from './grant-signer.ts'
 import { HostedSpaces } from './hosted-spaces.ts'
-import { LeaseConnection } from './lease-connection.ts'
+import { attachWebSocket, LeaseConnection, type LeaseConnectionOptions } from './lease-connection.ts'
 import { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
 import { LeaseService, RELAY_ORIGIN } from './lease-service.ts'
 import { silentLogger, type Logger } from './logger.ts'
@@ -321,7 +321,19 @@ export class Relay {
       if (p2p !== false) {
         const { port } = server.address() as AddressInfo
         const listen = p2p?.listen ?? defaultP2pListen(this.host, this.port === 0 ? 0 : port)
-        mesh = await RelayMesh.start({ secretKey: key.secretKey, listen, registry, store, logger: this.logger })
+        mesh = await RelayMesh.start({
+          secretKey: key.secretKey,
+          listen,
+          registry,
+          store,
+          logger: this.logger,
+          now: () => this.clock.now(),
+          leaseSession: (wire, caller) => {
+            const connection = new LeaseConnection(wire, this.leaseOptions(caller, leases))
+            this.leaseConnections.add(connection)
+            return connection
+          },
+        })
       }
     } catch (e) {
       server.close()
@@ -572,17 +584,23 @@ export class Relay {
   }
 
   private attachLeases(ws: WebSocket, caller: Caller, running: Running): void {
-    const connection = new LeaseConnection(ws, {
+    const connection = attachWebSocket(ws, this.leaseOptions(caller, running.leases))
+    if (!connection.closed) this.leaseConnections.add(connection)
+  }
+
+  /** What every lease session of `caller` shares: the service, limits, and its place in the relay's set. */
+  private leaseOptions(caller: Caller, leases: LeaseService): LeaseConnectionOptions {
+    return {
       caller,
-      leases: running.leases,
+      leases,
       logger: this.logger,
       maxMalformed: this.options.maxMalformed ?? DEFAULT_MAX_MALFORMED,
       limiter: new RateLimiter(this.rateLimit, this.clock),
       maxFrameBytes: MAX_LEASE_FRAME_BYTES,
       onClose: (c) => this.leaseConnections.delete(c),
-    })
-    if (!connection.closed) this.leaseConnections.add(connection)
+    }
   }
+
 
   private async attachEvents(
     req: IncomingMessage,

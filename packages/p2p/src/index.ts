@@ -28,3 +28,5 @@ export {
   type DocumentTransportStats,
 } from './document-transport.ts'
 export { documentSecrets, type DocumentSecrets } from './document-secrets.ts'
+export { LEASE_PROTOCOL, LEASE_STREAM_LIMITS, libp2pLeaseChannel, peerLeaseClient, type PeerLeaseClientOptions, type RelayPeer } from './lease-channel.ts'
+export { FramedStream, type FramedStreamOptions } from './framed-stream.ts'

@@ -64,6 +64,6 @@ export { persist, DEFAULT_COMPACT_EVERY, type Persistence, type PersistOptions, 
 export { persistSpace, type SpacePersistence } from './space-store.ts'
 export { WebSocketTransport, syncUrl, backoffDelay, type WebSocketTransportOptions, type WebSocketTransportState, type WebSocketConstructor, type Timers } from './transports/websocket-transport.ts'
 export { LEASE_PATH, MAX_LEASE_FRAME_BYTES, MAX_LEASE_KEY_LENGTH, grantSchema, leaseKeySchema, leaseRequestSchema, type LeaseWireRequest, type LeaseWireReply, type LeaseWireError, type LeaseLostPush } from './leases/wire.ts'
-export { RelayLeaseClient, leaseUrl, type RelayLeaseClientOptions } from './leases/relay-client.ts'
+export { RelayLeaseClient, leaseUrl, type RelayLeaseClientOptions, type LeaseChannel, type LeaseChannelEvents, type LeaseChannelFactory } from './leases/relay-client.ts'
 export { idSchema, nameSchema, channelSchema, kindSchema, prioritySchema, jsonSchema, checkId } from './validate.ts'
 export { openRelaySpace, type RelaySpace, type RelaySpaceOptions } from './relay-space.ts'

@@ -1,19 +1,44 @@
 /**
- * The lease client that talks to a relay over its `/leases` WebSocket (leases/wire.ts). It connects on first use
+ * The lease client that talks to a relay over its `/leases` WebSocket (leases/wire.ts), or over any other channel
+ * carrying the same JSON messages (`RelayLeaseClientOptions.channel`: libp2p's `/chorus/lease/1.0.0`). It connects on first use
  * and again on the next request after a drop; while the relay is unreachable every request fails at once with
  * `lease_unavailable` (L10), never waiting for a retry loop. It tells `onLost` listeners when the relay pushes
  * `lease_lost`, when a renewal is refused, and when a grant runs out by the holder's own count (L3, L6), so a
  * holder cut off from the relay still learns that it holds nothing.
  */
 import { systemClock, type Clock } from '../clock.ts'
-import { ChorusError } from '../errors.ts'
+import { ChorusError, isChorusError } from '../errors.ts'
 import type { LeaseClient, LeaseLossReason, LeaseRequest } from '../lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 import { LEASE_PATH, MAX_LEASE_FRAME_BYTES, type LeaseLostPush, type LeaseWireReply } from './wire.ts'
 
+/** One open channel to the relay's lease service: JSON text messages, in order, both ways. */
+export interface LeaseChannel {
+  send(text: string): void
+  close(): void
+}
+
+/** How a channel tells the client what arrives: each message, and its end (after which it is not used again). */
+export interface LeaseChannelEvents {
+  message(text: string): void
+  closed(why: string): void
+}
+
+/** A way to reach the relay's lease service other than its WebSocket. */
+export interface LeaseChannelFactory {
+  /** Names the relay in error messages. */
+  readonly name: string
+  /** Opens a channel; rejects (any error) when the relay cannot be reached. */
+  open(events: LeaseChannelEvents, timeoutMs: number): Promise<LeaseChannel>
+  /** The relay's public key (base64url). */
+  publicKey(): Promise<string>
+}
+
 export interface RelayLeaseClientOptions {
-  /** The relay: `http://host:port`, `https://…`, `ws://…` or `wss://…`. */
-  relay: string
+  /** The relay: `http://host:port`, `https://…`, `ws://…` or `wss://…`. Either this or `channel`. */
+  relay?: string
+  /** Reach the relay some other way (e.g. a libp2p stream) instead of its `/leases` WebSocket. */
+  channel?: LeaseChannelFactory
   /** Bearer token, when the relay requires one (sent as the `token` query parameter). */
   token?: string
   /** How long to wait for the socket to open before failing with `lease_unavailable` (default 3 s). */
@@ -54,27 +79,38 @@ export const leaseUrl = (relay: string, token?: string): string => {
 }
 
 export class RelayLeaseClient implements LeaseClient {
+  /** The relay's lease endpoint, or the channel's name. */
   readonly url: string
   private readonly connectTimeoutMs: number
   private readonly requestTimeoutMs: number
-  private readonly WS: new (url: string) => WebSocket
+  private readonly channelFactory: LeaseChannelFactory
   private readonly clock: Clock
   private readonly pending = new Map<number, Pending>()
   private readonly held = new Map<string, Held>()
   private readonly listeners = new Set<(grant: LeaseGrant, reason: LeaseLossReason) => void>()
-  private socket: Promise<WebSocket> | undefined
+  private socket: Promise<LeaseChannel> | undefined
+  /** Counts channels opened, so a late close of an old one does not drop a newer one. */
+  private generation = 0
   private nextId = 1
   private key: string | undefined
   private closed = false
 
   constructor(options: RelayLeaseClientOptions) {
-    this.url = leaseUrl(options.relay, options.token)
+    if ((options.relay === undefined) === (options.channel === undefined)) {
+      throw new ChorusError('invalid_input', 'give the relay URL or a lease channel, not both or neither')
+    }
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3_000
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5_000
+    this.clock = options.clock ?? systemClock
+    if (options.channel !== undefined) {
+      this.channelFactory = options.channel
+      this.url = options.channel.name
+      return
+    }
+    this.url = leaseUrl(options.relay as string, options.token)
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: new (url: string) => WebSocket }).WebSocket
     if (WS === undefined) throw new ChorusError('invalid_input', 'no global WebSocket here (Node 22+ has one); pass options.WebSocket')
-    this.WS = WS
-    this.clock = options.clock ?? systemClock
+    this.channelFactory = webSocketChannel(this.url, WS, this.connectTimeoutMs)
   }
 
   async acquire(request: LeaseRequest): Promise<LeaseGrant> {
@@ -105,22 +141,18 @@ export class RelayLeaseClient implements LeaseClient {
   }
 
   async publicKey(): Promise<string> {
-    if (this.key !== undefined) return this.key
-    const url = new URL(this.url)
-    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:'
-    url.pathname = url.pathname.slice(0, -LEASE_PATH.length) + '/capabilities'
-    url.search = ''
-    let body: unknown
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.connectTimeoutMs) })
-      body = await res.json()
-    } catch (e) {
-      throw new ChorusError('lease_unavailable', `could not reach the relay at ${url.origin}: ${e instanceof Error ? e.message : String(e)}`)
-    }
-    const key = typeof body === 'object' && body !== null && 'relayKey' in body ? body.relayKey : undefined
-    if (typeof key !== 'string') throw new ChorusError('lease_unavailable', `the relay at ${url.origin} published no relayKey at /capabilities`)
-    this.key = key
-    return key
+    this.key ??= await this.channelFactory.publicKey()
+    return this.key
+  }
+
+  /** Closes the channel and stops the expiry timers; later requests fail with `closed`. */
+  close(): void {
+    this.closed = true
+    for (const h of this.held.values()) clearTimeout(h.timer)
+    this.held.clear()
+    this.failAll(new ChorusError('closed', 'the lease client was closed'))
+    void this.socket?.then((channel) => channel.close(), () => undefined)
+    this.socket = undefined
   }
 
   onLost(listener: (grant: LeaseGrant, reason: LeaseLossReason) => void): () => void {
@@ -133,19 +165,9 @@ export class RelayLeaseClient implements LeaseClient {
     return [...this.held.values()].map((h) => h.grant)
   }
 
-  /** Closes the socket and stops the expiry timers; later requests fail with `closed`. */
-  close(): void {
-    this.closed = true
-    for (const h of this.held.values()) clearTimeout(h.timer)
-    this.held.clear()
-    this.failAll(new ChorusError('closed', 'the lease client was closed'))
-    void this.socket?.then((ws) => ws.close(1000, 'client closed'), () => undefined)
-    this.socket = undefined
-  }
-
   private async request(body: Record<string, unknown>): Promise<LeaseWireReply> {
     if (this.closed) throw new ChorusError('closed', 'the lease client was closed')
-    const ws = await this.connect()
+    const channel = await this.connect()
     const id = this.nextId++
     const text = JSON.stringify({ id, ...body })
     if (text.length > MAX_LEASE_FRAME_BYTES) throw new ChorusError('too_large', `lease request is over ${MAX_LEASE_FRAME_BYTES} bytes`)
@@ -156,7 +178,7 @@ export class RelayLeaseClient implements LeaseClient {
       }, this.requestTimeoutMs)
       this.pending.set(id, { resolve, reject, timer })
       try {
-        ws.send(text)
+        channel.send(text)
       } catch (e) {
         clearTimeout(timer)
         this.pending.delete(id)
@@ -167,54 +189,38 @@ export class RelayLeaseClient implements LeaseClient {
     return reply
   }
 
-  private connect(): Promise<WebSocket> {
+  private connect(): Promise<LeaseChannel> {
     this.socket ??= this.open()
     return this.socket
   }
 
-  private open(): Promise<WebSocket> {
-    return new Promise<WebSocket>((resolve, reject) => {
-      let ws: WebSocket
-      try {
-        ws = new this.WS(this.url)
-      } catch (e) {
-        this.socket = undefined
-        reject(new ChorusError('lease_unavailable', `could not open ${this.url}: ${e instanceof Error ? e.message : String(e)}`))
-        return
-      }
-      let opened = false
-      const timer = setTimeout(() => {
-        ws.close()
-        fail(`no answer within ${this.connectTimeoutMs} ms`)
-      }, this.connectTimeoutMs)
-      const fail = (why: string): void => {
-        clearTimeout(timer)
-        if (this.socket !== undefined && !opened) this.socket = undefined
-        reject(new ChorusError('lease_unavailable', `the relay's lease endpoint ${this.url} is unreachable: ${why}`))
-      }
-      ws.addEventListener('open', () => {
-        opened = true
-        clearTimeout(timer)
-        resolve(ws)
-      })
-      ws.addEventListener('error', () => {
-        if (!opened) fail('connection failed')
-      })
-      ws.addEventListener('close', (event) => {
-        if (!opened) {
-          fail(`closed with ${event.code}${event.reason === '' ? '' : ` (${event.reason})`}`)
-          return
-        }
-        // The next request opens a new socket; whatever was in flight is unanswered.
-        this.socket = undefined
-        this.failAll(new ChorusError('lease_unavailable', `the relay closed the lease connection (${event.code})`))
-      })
-      ws.addEventListener('message', (event) => this.onMessage(event.data))
-    })
+  private async open(): Promise<LeaseChannel> {
+    const generation = ++this.generation
+    const forget = (): void => {
+      // Only if no newer channel has been opened since.
+      if (this.generation === generation) this.socket = undefined
+    }
+    try {
+      return await this.channelFactory.open(
+        {
+          message: (text) => this.onMessage(text),
+          closed: (why) => {
+            // The next request opens a new channel; whatever was in flight is unanswered.
+            forget()
+            this.failAll(new ChorusError('lease_unavailable', `the relay closed the lease connection (${why})`))
+          },
+        },
+        this.connectTimeoutMs,
+      )
+    } catch (e) {
+      forget()
+      throw isChorusError(e, 'lease_unavailable')
+        ? e
+        : new ChorusError('lease_unavailable', `the relay's lease endpoint ${this.url} is unreachable: ${e instanceof Error ? e.message : String(e)}`)
+    }
   }
 
-  private onMessage(data: unknown): void {
-    if (typeof data !== 'string') return
+  private onMessage(data: string): void {
     let msg: unknown
     try {
       msg = JSON.parse(data)
@@ -282,4 +288,61 @@ function grantOf(reply: LeaseWireReply): LeaseGrant {
 
 function errorOf(reply: LeaseWireReply & { ok: false }): ChorusError {
   return new ChorusError(reply.error.code, reply.error.message, reply.error.details ?? {})
+}
+
+/** The relay's `/leases` WebSocket at `url`, and its key from `/capabilities`. */
+function webSocketChannel(url: string, WS: new (url: string) => WebSocket, connectTimeoutMs: number): LeaseChannelFactory {
+  return {
+    name: url,
+    open: (events, timeoutMs) =>
+      new Promise<LeaseChannel>((resolve, reject) => {
+        const fail = (why: string): void => {
+          clearTimeout(timer)
+          reject(new ChorusError('lease_unavailable', `the relay's lease endpoint ${url} is unreachable: ${why}`))
+        }
+        let ws: WebSocket
+        try {
+          ws = new WS(url)
+        } catch (e) {
+          reject(new ChorusError('lease_unavailable', `could not open ${url}: ${e instanceof Error ? e.message : String(e)}`))
+          return
+        }
+        let opened = false
+        const timer = setTimeout(() => {
+          ws.close()
+          fail(`no answer within ${timeoutMs} ms`)
+        }, timeoutMs)
+        ws.addEventListener('open', () => {
+          opened = true
+          clearTimeout(timer)
+          resolve({ send: (text) => ws.send(text), close: () => ws.close(1000, 'client closed') })
+        })
+        ws.addEventListener('error', () => {
+          if (!opened) fail('connection failed')
+        })
+        ws.addEventListener('close', (event) => {
+          if (!opened) fail(`closed with ${event.code}${event.reason === '' ? '' : ` (${event.reason})`}`)
+          else events.closed(String(event.code))
+        })
+        ws.addEventListener('message', (event) => {
+          if (typeof event.data === 'string') events.message(event.data)
+        })
+      }),
+    publicKey: async () => {
+      const base = new URL(url)
+      base.protocol = base.protocol === 'wss:' ? 'https:' : 'http:'
+      base.pathname = base.pathname.slice(0, -LEASE_PATH.length) + '/capabilities'
+      base.search = ''
+      let body: unknown
+      try {
+        const res = await fetch(base, { signal: AbortSignal.timeout(connectTimeoutMs) })
+        body = await res.json()
+      } catch (e) {
+        throw new ChorusError('lease_unavailable', `could not reach the relay at ${base.origin}: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      const key = typeof body === 'object' && body !== null && 'relayKey' in body ? body.relayKey : undefined
+      if (typeof key !== 'string') throw new ChorusError('lease_unavailable', `the relay at ${base.origin} published no relayKey at /capabilities`)
+      return key
+    },
+  }
 }
