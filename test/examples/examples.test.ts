@@ -11,7 +11,7 @@ const run = (file: string): { status: number | null; output: string } => {
 }
 
 describe('examples', () => {
-  for (const file of ['examples/collaboration-demo.ts', 'examples/figure-8.ts', 'examples/work-queue.ts']) {
+  for (const file of ['examples/collaboration-demo.ts', 'examples/figure-8.ts', 'examples/work-queue.ts', 'examples/p2p-mesh.ts']) {
     it(`${file} exits 0 with every check passed`, () => {
       const { status, output } = run(file)
       expect(output).not.toMatch(/^FAIL /m)
