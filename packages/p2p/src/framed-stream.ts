@@ -32,8 +32,9 @@ export class FramedStream {
   constructor(stream: Stream, options: FramedStreamOptions) {
     this.stream = stream
     this.options = options
-    // One buffered message may be up to the limit, plus its length prefix.
-    this.decoder = new LengthPrefixedDecoder({ maxDataLength: options.maxMessageBytes, maxBufferSize: options.maxMessageBytes + 16 })
+    // The decoder's buffer limit applies to each chunk as it arrives, and one chunk may hold many messages (as
+    // much as the muxer's window): what bounds memory is the per-message limit, checked on each length prefix.
+    this.decoder = new LengthPrefixedDecoder({ maxDataLength: options.maxMessageBytes, maxBufferSize: Number.MAX_SAFE_INTEGER })
     stream.addEventListener('message', this.onData)
     stream.addEventListener('close', this.onStreamClose)
     // The remote is done writing: the stream is of no further use to either side.
