@@ -30,3 +30,4 @@ export {
 export { documentSecrets, type DocumentSecrets } from './document-secrets.ts'
 export { LEASE_PROTOCOL, LEASE_STREAM_LIMITS, libp2pLeaseChannel, peerLeaseClient, type PeerLeaseClientOptions, type RelayPeer } from './lease-channel.ts'
 export { FramedStream, type FramedStreamOptions } from './framed-stream.ts'
+export { openMeshSpace, type MeshSpace, type MeshSpaceOptions } from './mesh-space.ts'
