@@ -61,7 +61,7 @@ describe('openMeshSpace', () => {
     const task = ada.space.tasks.create({ title: 'deploy', createdBy: 'ada' })
     await until(() => bob.space.tasks.get(task.id) !== undefined, 'bob sees the task', 20_000)
     const results = await Promise.all([codeOf(ada.space.tasks.claim(task.id, 'ada')), codeOf(bob.space.tasks.claim(task.id, 'bob'))])
-    expect(results.sort()).toEqual(['conflict', 'ok'].sort())
+    expect([...results].sort()).toEqual(['conflict', 'ok'])
     const winner = results[0] === 'ok' ? 'ada' : 'bob'
     await until(() => hal.space.tasks.get(task.id)?.claim?.holder === winner, 'the claim reaches the human', 20_000)
 
