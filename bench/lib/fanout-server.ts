@@ -64,7 +64,8 @@ const ticksPerSecond = (): number => {
   return clockTicks
 }
 
-const procCpuMs = (pid: number): number => {
+/** CPU time (user + system) process `pid` has used so far, in ms; NaN where /proc is not available. */
+export const procCpuMs = (pid: number): number => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after "(comm)": state is field 3, utime 14, stime 15.

@@ -10,6 +10,7 @@
  * routes to them: sync streams by the tag their dialer sends first, gossip messages by topic, and every new
  * connection to each document, which then opens its sync stream over it.
  */
+import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -71,6 +72,8 @@ export interface ChorusPeerOptions {
 
 type Services = { identify: unknown; ping: unknown; pubsub: GossipSub; relay?: unknown }
 
+const EMPTY = new Uint8Array(0)
+
 /** How often a peer checks that it is still connected to its bootstrap peers. */
 const BOOTSTRAP_REDIAL_MS = 2_000
 
@@ -127,8 +130,15 @@ export class ChorusPeer {
       identify: identify(),
       ping: ping(),
       // Publishing with nobody on the topic yet is normal (peers subscribe as they join).
-      // Gossip also crosses relayed (limited) connections, to peers reachable only through a circuit.
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, runOnLimitedConnection: true }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // Gossip also crosses relayed (limited) connections, to peers reachable only through a circuit.
+        runOnLimitedConnection: true,
+        // A peer gets each message from several mesh peers: without this, gossipsub checks the signature of every
+        // copy before it looks for a duplicate. Sealed data starts with a random nonce, so equal data is a copy.
+        fastMsgIdFn: (message) => createHash('sha256').update(message.data ?? EMPTY).digest('base64'),
+      }),
     }
     if (options.relayServer === true) {
       services.relay = circuitRelayServer({
@@ -148,6 +158,9 @@ export class ChorusPeer {
       // libp2p refuses more than 5 inbound connections a second from one address: too few for a relay that peers
       // behind one NAT (or on one machine) reach at once.
       connectionManager: { inboundConnectionThreshold: 100 },
+      // libp2p drops a connection whose ping takes over 5 s: a busy peer (or relay) would lose every link, and every
+      // circuit through it, at once. Allow 30 s.
+      connectionMonitor: { pingTimeout: { minTimeout: 30_000 } },
       peerDiscovery: discovery,
       services,
       ...(options.connectionGater === undefined ? {} : { connectionGater: options.connectionGater }),

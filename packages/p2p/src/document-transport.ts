@@ -5,7 +5,9 @@
  * connection. The dialer sends the document's stream tag; a listener that holds the document answers with its
  * credential, the dialer checks it and answers with its own, and the listener checks that. Only then does
  * either side send anything of the document, and the replicator starts catch-up (sync step 1) on the link.
- * When both sides dialed, both keep the stream opened by the smaller peer id.
+ * On a new connection the peer with the smaller id dials; the other dials only if no stream came within
+ * `DIAL_GRACE_MS` (the smaller one may not hold the document yet). When both sides dialed anyway, both keep the
+ * stream opened by the smaller peer id.
  *
  * Broadcasts: a message of up to `maxGossipBytes` is published on the document's gossipsub topic, which reaches
  * members this peer has no link to; linked members that are not (yet) on the topic get it directly. Larger
@@ -35,6 +37,8 @@ export const MAX_GOSSIP_BYTES = 64 * 1024
 export const MAX_QUEUED_BYTES = 128 * 1024 * 1024
 /** How long a new stream may take to present its credentials. */
 export const HANDSHAKE_MS = 10_000
+/** How long the larger peer id waits for the smaller to open the sync stream before it opens one itself. */
+export const DIAL_GRACE_MS = 1_500
 /** How often each link runs catch-up again, for what gossip may have dropped. */
 export const RESYNC_MS = 15_000
 
@@ -193,9 +197,30 @@ export class DocumentTransport implements Transport {
     for (const link of this.links.values()) link.framed.send(message)
   }
 
-  /** Open a sync stream to `peer` for this document (on a new connection, or at start). */
+  /**
+   * Open a sync stream to `peer` for this document (on a new connection, or at start): at once if this peer's id
+   * is the smaller, else after `DIAL_GRACE_MS` unless `peer` opened one meanwhile (so one catch-up, not two).
+   */
   dial(peer: string): void {
     if (this.listener === undefined || peer === this.host.peerId) return
+    if (this.host.peerId > peer) {
+      const timer = setTimeout(() => {
+        if (!this.linkedOrLinking(peer)) this.dialNow(peer)
+      }, DIAL_GRACE_MS)
+      timer.unref?.()
+      return
+    }
+    this.dialNow(peer)
+  }
+
+  private linkedOrLinking(peer: string): boolean {
+    if (this.links.has(peer)) return true
+    for (const link of this.pending) if (link.peer === peer) return true
+    return false
+  }
+
+  private dialNow(peer: string): void {
+    if (this.listener === undefined) return
     const existing = this.links.get(peer)
     if (existing !== undefined && existing.dialer === this.host.peerId) return
     this.host.openStream(peer).then(

@@ -23,6 +23,7 @@ export {
   MAX_MESSAGE_BYTES,
   MAX_QUEUED_BYTES,
   RESYNC_MS,
+  DIAL_GRACE_MS,
   SYNC_PROTOCOL,
   type DocumentTransportOptions,
   type DocumentTransportStats,
