@@ -26,7 +26,7 @@ import {
   type DocumentTransport,
   type Membership,
 } from '@chorus/p2p'
-import { Replicator, type ParticipantKind, type PeerId, type Store, type Transport, type TransportListener } from '@chorus/sync'
+import { ChorusError, Replicator, type ParticipantKind, type PeerId, type Store, type Transport, type TransportListener } from '@chorus/sync'
 import type { Caller } from './auth.ts'
 import type { LeaseConnection, LeaseWire } from './lease-connection.ts'
 import type { Logger } from './logger.ts'
@@ -120,15 +120,22 @@ export class RelayMesh {
     const key = await peerKeyFromSeed(options.secretKey)
     // Streams may arrive before the mesh exists: they find no document until it does.
     const ref: { mesh?: RelayMesh } = {}
-    const peer = await ChorusPeer.start({
-      key,
-      listen: options.listen,
-      relayServer: true,
-      mdns: false,
-      pubsubDiscovery: true,
-      resolveDocument: (tag, remote) => ref.mesh?.resolve(tag, remote) ?? Promise.resolve(undefined),
-      onError: (error, context) => options.logger.warn('libp2p', { context, error }),
-    })
+    let peer: ChorusPeer
+    try {
+      peer = await ChorusPeer.start({
+        key,
+        listen: options.listen,
+        relayServer: true,
+        mdns: false,
+        pubsubDiscovery: true,
+        resolveDocument: (tag, remote) => ref.mesh?.resolve(tag, remote) ?? Promise.resolve(undefined),
+        onError: (error, context) => options.logger.warn('libp2p', { context, error }),
+      })
+    } catch (e) {
+      // libp2p's own message suggests options of its configuration; say what a relay operator can change.
+      const detail = e instanceof Error ? e.message.split('\n').find((line) => line.includes('EADDRINUSE') || line.includes('EADDRNOTAVAIL'))?.trim() : undefined
+      throw new ChorusError('invalid_input', `the libp2p node could not listen on ${options.listen.join(', ')}${detail === undefined ? '' : ` (${detail})`}: choose other addresses with --p2p-listen, or run none with --no-p2p`)
+    }
     const mesh = new RelayMesh(peer, options)
     for (const space of await options.store.spaces()) mesh.know(space)
     await peer.node.handle(LEASE_PROTOCOL, (stream, connection) => mesh.leaseStream(stream, connection.remotePeer.toString()), {

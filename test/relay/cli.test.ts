@@ -3,6 +3,7 @@
  * exits 0 on its own (nothing left open), and exit code 2 for bad configuration. Plus parseConfig itself.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -70,6 +71,20 @@ describe('relay process', () => {
     const unknown = run('--bogus')
     expect(unknown.status).toBe(2)
     expect(unknown.stderr).toMatch(/--bogus/)
+  })
+
+  it('exits 1 saying which flag to change when the libp2p port is taken', async () => {
+    const busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const { port } = busy.address() as AddressInfo
+    try {
+      const r = spawnSync(process.execPath, [main, '--port', '0', '--data', f.dir, '--p2p-listen', `/ip4/127.0.0.1/tcp/${port}`], { cwd: root, encoding: 'utf8', timeout: 15_000 })
+      expect(r.status).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(new RegExp(`could not listen on /ip4/127.0.0.1/tcp/${port} \\(.*EADDRINUSE.*\\): choose other addresses with --p2p-listen, or run none with --no-p2p`))
+    } finally {
+      busy.close()
+    }
   })
 })
 
