@@ -17,28 +17,24 @@ import { arch, cpus, loadavg, platform, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import * as Y from 'yjs'
 import { startServer, type ServerChild } from './lib/fanout-server.ts'
-import { fmtBytes, fmtMs, fmtRatio, median, progress, verdict } from './lib/measure.ts'
+import { benchArgs } from './lib/args.ts'
+import { fmtBytes, fmtMs, fmtPct as pct, fmtRatio, median, nowAbs, progress, quantile, sleep, verdict } from './lib/measure.ts'
 import { buildBigSpace, uploadToRelay, yjsCatchUp, type BigSpace } from './lib/p2p-catchup.ts'
 import { clockOffset, cpuOfAll, newKey, RelayApi, startPeers, type PeerHandle, type Placement } from './lib/p2p-children.ts'
-import { nowAbs } from './lib/p2p-peer-host.ts'
 import type { CatchUpResult, Collected, Health, Mode, Sample, Status } from './lib/p2p-protocol.ts'
 import { printTable } from './lib/table.ts'
 
 const SECTIONS = ['propagation', 'catchup'] as const
 type Section = (typeof SECTIONS)[number]
 
-const args = process.argv.slice(2)
-const quick = args.includes('--quick')
-const onlyArg = args.find((a) => a.startsWith('--only='))
-const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice('--only='.length).split(','))
-const want = (section: Section): boolean => only === undefined || only.has(section)
-const placementArg = args.find((a) => a.startsWith('--peers='))?.slice('--peers='.length) ?? 'child'
+const { quick, only, want, value } = benchArgs<Section>()
+const placementArg = value('peers') ?? 'child'
 if (placementArg !== 'child' && placementArg !== 'inproc') {
   console.error(`--peers must be child or inproc, got ${placementArg}`)
   process.exit(2)
 }
 const placement: Placement = placementArg
-const profArg = args.find((a) => a.startsWith('--peer-cpu-prof='))?.slice('--peer-cpu-prof='.length)
+const profArg = value('peer-cpu-prof')
 /** Extra node flags for the peer children: --cpu-prof with --peer-cpu-prof=DIR (profiles written to DIR). */
 const peerNodeArgs = profArg === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profArg}`]
 
@@ -67,16 +63,8 @@ const header = (): void => {
 
 // ---- helpers -----------------------------------------------------------------------------------------------
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** The value at quantile `q` of ascending `sorted` (nearest rank). */
-const quantile = (sorted: readonly number[], q: number): number => {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
-}
 
 const fmtLatency = (ms: number): string => (!Number.isFinite(ms) ? '-' : ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 10 ? `${ms.toFixed(2)} ms` : fmtMs(ms))
-const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-')
 
 // ---- 1. propagation ------------------------------------------------------------------------------------------
 

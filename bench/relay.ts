@@ -14,23 +14,20 @@
  */
 import { readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform, totalmem } from 'node:os'
-import { Fleet, quantile, type ClientKind, type PhaseResult } from './lib/fanout-clients.ts'
+import { Fleet, type ClientKind, type PhaseResult } from './lib/fanout-clients.ts'
 import { SERVER_LABEL, startServer, type ServerChild, type ServerKind } from './lib/fanout-server.ts'
-import { fmtCount, fmtMs, fmtRatio, median, progress, verdict } from './lib/measure.ts'
+import { benchArgs } from './lib/args.ts'
+import { fmtCount, fmtMs, fmtPct as pct, fmtRatio, median, progress, quantile, verdict } from './lib/measure.ts'
 import { leaseBench, OPEN_RATE } from './lib/lease-bench.ts'
 import { printTable } from './lib/table.ts'
 
 const SECTIONS = ['fanout', 'leases'] as const
 type Section = (typeof SECTIONS)[number]
 
-const args = process.argv.slice(2)
-const quick = args.includes('--quick')
-const onlyArg = args.find((a) => a.startsWith('--only='))
-const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice('--only='.length).split(','))
-const want = (section: Section): boolean => only === undefined || only.has(section)
-const clientArg = args.find((a) => a.startsWith('--client='))?.slice('--client='.length) ?? 'raw'
-const profArg = args.find((a) => a.startsWith('--server-cpu-prof='))?.slice('--server-cpu-prof='.length)
-const diagnose = args.includes('--diagnose')
+const { quick, only, want, value, flag } = benchArgs<Section>()
+const clientArg = value('client') ?? 'raw'
+const profArg = value('server-cpu-prof')
+const diagnose = flag('diagnose')
 
 if (clientArg !== 'raw' && clientArg !== 'provider') {
   console.error(`--client must be raw or provider, got ${clientArg}`)
@@ -136,7 +133,6 @@ interface Block {
   rss: number
 }
 
-const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-')
 const fmtLatency = (ms: number): string => (ms < 10 ? `${ms.toFixed(2)} ms` : fmtMs(ms))
 
 /** One server's turn: connect a fresh fleet, warm up, then the steady and the peak phase. */

@@ -14,14 +14,11 @@ import * as Y from 'yjs'
 import { Space } from '@chorus/sync'
 import { MIX_LABEL, SMALL, SPACE_ID, buildArray, buildSmallSpace, buildSpace, loadArray, loadSpace, type Built, type Loaded, type Mix } from './lib/build.ts'
 import { collect, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUs, hasGc, heapUsed, median, progress, verdict, type Bench } from './lib/measure.ts'
+import { benchArgs } from './lib/args.ts'
 import { printTable } from './lib/table.ts'
 import { SENDERS, WORKLOADS } from './lib/write.ts'
 
-const args = process.argv.slice(2)
-const quick = args.includes('--quick')
-const onlyArg = args.find((a) => a.startsWith('--only='))
-const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice('--only='.length).split(','))
-const want = (section: 'write' | 'load' | 'memory'): boolean => only === undefined || only.has(section)
+const { quick, only, want } = benchArgs<'write' | 'load' | 'memory'>()
 
 const WRITE_TARGET = 1.5
 const LOAD_TARGET_MS = 2000

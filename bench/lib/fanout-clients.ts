@@ -25,9 +25,7 @@ import * as encoding from 'lib0/encoding'
 import { Awareness } from 'y-protocols/awareness'
 import * as syncProtocol from 'y-protocols/sync'
 import { WebsocketProvider } from 'y-websocket'
-
-/** Milliseconds since the epoch, sub-millisecond: comparable across processes and threads on one machine. */
-export const nowAbs = (): number => performance.timeOrigin + performance.now()
+import { nowAbs, sleep } from './measure.ts'
 
 export type ClientKind = 'raw' | 'provider'
 
@@ -302,8 +300,6 @@ class Phase {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 export class Fleet {
   private readonly options: FleetOptions
   private readonly clients: Client[] = []
@@ -492,11 +488,4 @@ export class Fleet {
     for (const ws of this.sockets) ws.terminate()
     this.sockets.clear()
   }
-}
-
-/** The q-quantile (0..1) of ascending `sorted`, nearest rank. */
-export const quantile = (sorted: Float64Array, q: number): number => {
-  if (sorted.length === 0) return NaN
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
-  return sorted[i] as number
 }

@@ -101,3 +101,16 @@ export const fmtRatio = (r: number): string => (Number.isFinite(r) ? `${r.toFixe
 
 /** "PASS" or "MISS" beside a target. */
 export const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS')
+
+/** Milliseconds since the epoch, sub-millisecond: comparable across processes and threads on one machine. */
+export const nowAbs = (): number => performance.timeOrigin + performance.now()
+
+export const fmtPct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-')
+
+/** The q-quantile (0..1) of ascending `sorted`, nearest rank; NaN when empty. */
+export const quantile = (sorted: ArrayLike<number>, q: number): number => {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

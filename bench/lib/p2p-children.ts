@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url'
 import { ephemeralPeerKey, parseMembership, type Membership } from '@chorus/p2p'
 import type { RelayCapabilities } from '@chorus/relay'
 import { procCpuMs } from './fanout-server.ts'
-import { nowAbs, PeerHost } from './p2p-peer-host.ts'
+import { nowAbs } from './measure.ts'
+import { PeerHost } from './p2p-peer-host.ts'
 import type { Call, Reply } from './p2p-protocol.ts'
 
 const CHILD_MAIN = fileURLToPath(new URL('./p2p-peer-child.ts', import.meta.url))

@@ -17,12 +17,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { Replicator, Space, WebSocketTransport, type PeerId, type Transport, type TransportListener } from '@chorus/sync'
 import { ChorusPeer, peerKeyFromSeed, type DocumentTransport } from '@chorus/p2p'
+import { nowAbs, sleep } from './measure.ts'
 import type { Call, CatchUpResult, Collected, Health, Sample, Status } from './p2p-protocol.ts'
-
-/** Milliseconds since the epoch, sub-millisecond: comparable across processes on one machine. */
-export const nowAbs = (): number => performance.timeOrigin + performance.now()
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Polls `condition` every few ms; throws with `what()` after `timeoutMs`. */
 export const until = async (condition: () => boolean, what: () => string, timeoutMs: number): Promise<void> => {
