@@ -3,8 +3,8 @@
  * restart still verify after it. The file holds the base64url secret key; it is written once, mode 0o600, via a
  * temporary file and a rename so a crash never leaves a half-written key behind.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { readKeyFile, writeKeyFile } from '@chorus/p2p'
 import { ChorusError, createGrantSigner, generateSecretKey } from '@chorus/sync'
 
 export const RELAY_KEY_FILE = 'relay-key.json'
@@ -24,33 +24,12 @@ export interface RelayKey {
  */
 export function loadOrCreateRelayKey(dataDir: string): RelayKey {
   const path = join(dataDir, RELAY_KEY_FILE)
-  let text: string | undefined
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-  }
-  if (text !== undefined) return parseKeyFile(path, text)
+  const existing = readKeyFile(path)
+  if (existing !== undefined) return parseKeyFile(path, existing.toString('utf8'))
 
-  mkdirSync(dataDir, { recursive: true })
   const secretKey = generateSecretKey()
-  const body = `${JSON.stringify({ version: KEY_FILE_VERSION, secretKey: Buffer.from(secretKey).toString('base64url') })}\n`
-  const temp = `${path}.${process.pid}.tmp`
-  try {
-    const fd = openSync(temp, 'wx', 0o600)
-    try {
-      writeSync(fd, body)
-      // The key must be on disk before any grant signed with it can be.
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(temp, path)
-  } catch (e) {
-    rmSync(temp, { force: true })
-    throw e
-  }
-  syncDir(dataDir)
+  // The key must be on disk before any grant signed with it can be.
+  writeKeyFile(path, `${JSON.stringify({ version: KEY_FILE_VERSION, secretKey: Buffer.from(secretKey).toString('base64url') })}\n`)
   return { secretKey, publicKey: createGrantSigner(secretKey).publicKey }
 }
 
@@ -76,17 +55,4 @@ function parseKeyFile(path: string, text: string): RelayKey {
   const secretKey = new Uint8Array(Buffer.from(parsed.secretKey, 'base64url'))
   if (secretKey.length !== SECRET_KEY_BYTES) throw corrupt(`secretKey has ${secretKey.length} bytes, expected ${SECRET_KEY_BYTES}`)
   return { secretKey, publicKey: createGrantSigner(secretKey).publicKey }
-}
-
-/** Makes the rename itself durable; not every platform can open a directory, and that is not fatal. */
-function syncDir(dir: string): void {
-  let fd: number | undefined
-  try {
-    fd = openSync(dir, 'r')
-    fsyncSync(fd)
-  } catch {
-    // Windows cannot fsync a directory; the rename is still atomic there.
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
 }

@@ -1,14 +1,13 @@
 /**
  * A participant's persistent libp2p identity: one Ed25519 key per participant, kept in a file (libp2p's
  * protobuf encoding, mode 0600), so its peer id, the id its credentials name, stays the same across restarts.
- * Written once via a temporary file, fsync and rename: a crash never leaves half a key behind.
+ * Written once as a key file (`key-file.ts`): a crash never leaves half a key behind.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
-import { dirname } from 'node:path'
 import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { ChorusError } from '@chorus/sync'
+import { readKeyFile, writeKeyFile } from './key-file.ts'
 
 export interface PeerKey {
   readonly privateKey: Ed25519PrivateKey
@@ -37,12 +36,7 @@ export const peerKeyFromSeed = async (seed: Uint8Array): Promise<PeerKey> => pee
  * replacing it would change the peer's identity and void its credentials, so that is left to its owner.
  */
 export async function loadOrCreatePeerKey(path: string): Promise<PeerKey> {
-  let bytes: Uint8Array | undefined
-  try {
-    bytes = readFileSync(path)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-  }
+  const bytes = readKeyFile(path)
   if (bytes !== undefined) {
     let key
     try {
@@ -54,20 +48,6 @@ export async function loadOrCreatePeerKey(path: string): Promise<PeerKey> {
     return peerKeyOf(key)
   }
   const key = await generateKeyPair('Ed25519')
-  mkdirSync(dirname(path), { recursive: true })
-  const temp = `${path}.${process.pid}.tmp`
-  try {
-    const fd = openSync(temp, 'wx', 0o600)
-    try {
-      writeSync(fd, privateKeyToProtobuf(key))
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(temp, path)
-  } catch (e) {
-    rmSync(temp, { force: true })
-    throw e
-  }
+  writeKeyFile(path, privateKeyToProtobuf(key))
   return peerKeyOf(key)
 }
