@@ -3,11 +3,10 @@
  * `/leases` WebSocket. A real relay on a manual clock, real peers on loopback TCP.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isChorusError, ManualClock, type LeaseGrant, type RelayLeaseClient } from '@chorus/sync'
+import { generateSecretKey, ManualClock, type LeaseGrant, type RelayLeaseClient } from '@chorus/sync'
 import { ChorusPeer, ephemeralPeerKey, issueCredential, parseMembership, peerLeaseClient, type Membership, type RelayPeer } from '@chorus/p2p'
-import { generateSecretKey } from '@chorus/sync'
 import type { RelayCapabilities } from '@chorus/relay'
-import { fixture, until, type Fixture } from '../relay/helpers.ts'
+import { codeOf, fixture, until, type Fixture } from '../relay/helpers.ts'
 
 let f: Fixture
 const peers: ChorusPeer[] = []
@@ -25,15 +24,6 @@ const post = async (url: string, path: string, body: unknown): Promise<Record<st
   const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   expect(res.status, path).toBe(200)
   return (await res.json()) as Record<string, unknown>
-}
-
-const codeOf = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p
-    return 'ok'
-  } catch (e) {
-    return isChorusError(e) ? e.code : String(e)
-  }
 }
 
 /** A peer acting as `id` in `space`, with its main-document membership, and the relay it would lease from. */

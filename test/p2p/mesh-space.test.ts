@@ -3,9 +3,8 @@
  * restricted channels by kind, claims as leases over libp2p, and what happens while the relay is down.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isChorusError } from '@chorus/sync'
 import { openMeshSpace, type MeshSpace } from '@chorus/p2p'
-import { fixture, until, type Fixture } from '../relay/helpers.ts'
+import { codeOf, fixture, until, type Fixture } from '../relay/helpers.ts'
 
 let f: Fixture
 const opened: MeshSpace[] = []
@@ -16,15 +15,6 @@ afterEach(async () => {
   for (const m of opened.splice(0)) await m.close()
   await f.teardown()
 })
-
-const codeOf = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p
-    return 'ok'
-  } catch (e) {
-    return isChorusError(e) ? e.code : String(e)
-  }
-}
 
 async function join(url: string, id: string, kind: 'ai' | 'human'): Promise<MeshSpace> {
   const m = await openMeshSpace({

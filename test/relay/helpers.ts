@@ -10,6 +10,7 @@ import * as Y from 'yjs'
 import * as lib0prng from 'lib0/prng'
 import { WebsocketProvider } from 'y-websocket'
 import { Relay, silentLogger, type RelayHealth, type RelayOptions } from '@chorus/relay'
+import { isChorusError } from '@chorus/sync'
 
 /** Polls `condition` every few milliseconds until it holds; fails with `what` after `timeoutMs`. */
 export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
@@ -18,6 +19,17 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
     if (await condition()) return
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/** The ChorusError code `p` rejects with, or 'ok' when it resolves (any other error fails the test). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'ok'
+  } catch (e) {
+    if (isChorusError(e)) return e.code
+    throw e
   }
 }
 

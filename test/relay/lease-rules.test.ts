@@ -31,7 +31,7 @@ import {
   type SpaceConnection,
 } from '@chorus/sync'
 import { LEASE_LEDGER_FILE, type Relay, type RelayCapabilities, type RelayOptions } from '@chorus/relay'
-import { fixture, until, type Fixture } from './helpers.ts'
+import { codeOf, fixture, until, type Fixture } from './helpers.ts'
 
 const SPACE = 'team'
 
@@ -73,17 +73,6 @@ function nextLoss(client: RelayLeaseClient): Promise<{ grant: LeaseGrant; reason
       resolve({ grant, reason })
     })
   })
-}
-
-/** The error code a promise rejects with, or 'resolved'. */
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-    return 'resolved'
-  } catch (e) {
-    if (e instanceof ChorusError) return e.code
-    throw e
-  }
 }
 
 interface RestReply {
