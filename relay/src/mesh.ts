@@ -34,6 +34,8 @@ import type { SpaceEntry, SpaceRegistry } from './spaces.ts'
 
 export const RELAY_PARTICIPANT = 'relay'
 const DEFAULT_MESH_IDLE_MS = 30_000
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 export interface RelayMeshOptions {
   secretKey: Uint8Array
@@ -180,7 +182,7 @@ export class RelayMesh {
       clearTimeout(timer)
       let input: unknown
       try {
-        input = JSON.parse(new TextDecoder().decode(frame))
+        input = JSON.parse(decoder.decode(frame))
       } catch {
         input = undefined
       }
@@ -195,7 +197,7 @@ export class RelayMesh {
       const caller: Caller = { open: false, identity: { participant, kind, spaces: [doc.split('#')[0] as string] } }
       const connection = this.options.leaseSession(
         {
-          send: (text) => framed.send(new TextEncoder().encode(text)),
+          send: (text) => framed.send(encoder.encode(text)),
           close: () => framed.close(),
           alive: () => framed.isOpen,
           terminate: () => framed.abort(new Error('lease session ended')),

@@ -32,7 +32,6 @@ export const DEFAULT_IDLE_MS = 30_000
 export const MAX_SPACE_NAME_LENGTH = 128
 
 const SPACE_NAME = /^[A-Za-z0-9._#-]+$/
-const EMPTY = new Uint8Array(0)
 
 /**
  * Why `name` is not a valid space name, or null when it is: 1-128 characters of `A-Z a-z 0-9 . _ # -`
@@ -58,18 +57,14 @@ interface AwarenessChanges {
   removed: number[]
 }
 
-/**
- * A message held until a commit: for `to` alone, or (`to` undefined) for every connection but `skip`; or a
- * callback (`run`) that sends something itself.
- */
-interface Held {
-  readonly run?: () => void
-  readonly message: Uint8Array
-  readonly to: SpacePeer | undefined
-  readonly skip: unknown
-  /** A document update broadcast: its update, so that a run of them can go out merged. */
-  readonly update?: Uint8Array
-}
+/** What a space holds until a commit: a message for one connection, a broadcast, or a sender's callback. */
+type Held =
+  | { readonly kind: 'to'; readonly message: Uint8Array; readonly to: SpacePeer }
+  /** For every connection but `skip`; `update` for a document update, so that a run of them can go out merged. */
+  | { readonly kind: 'all'; readonly message: Uint8Array; readonly skip: unknown; readonly update?: Uint8Array }
+  | { readonly kind: 'run'; readonly run: () => void }
+
+const isUpdate = (h: Held | undefined): h is Held & { kind: 'all'; update: Uint8Array } => h?.kind === 'all' && h.update !== undefined
 
 /** How a space waits for its store's group commit (given by its `SpaceRegistry`). */
 export interface CommitGate {
@@ -115,7 +110,7 @@ export class SpaceEntry {
    */
   sendTo(peer: SpacePeer, message: Uint8Array): void {
     if (this.held === undefined) peer.send(message)
-    else this.held.push({ message, to: peer, skip: undefined })
+    else this.held.push({ kind: 'to', message, to: peer })
   }
 
   /**
@@ -125,12 +120,12 @@ export class SpaceEntry {
    */
   afterCommit(send: () => void): void {
     if (this.held === undefined) send()
-    else this.held.push({ run: send, message: EMPTY, to: undefined, skip: undefined })
+    else this.held.push({ kind: 'run', run: send })
   }
 
   /** `sendTo` every connection but `skip`; held, the recipients are those connected when it is sent. */
   private broadcast(message: Uint8Array, skip: unknown, update?: Uint8Array): void {
-    if (this.held !== undefined) this.held.push({ message, to: undefined, skip, update })
+    if (this.held !== undefined) this.held.push({ kind: 'all', message, skip, ...(update === undefined ? {} : { update }) })
     else for (const peer of this.peers) if (peer !== skip) peer.send(message)
   }
 
@@ -195,14 +190,14 @@ export class SpaceEntry {
     if (held === undefined || error !== undefined || this.disposed) return
     // A connection that left meanwhile (or is closed by one of these sends, too far behind) gets nothing more.
     for (let i = 0; i < held.length; ) {
-      const { message, to, skip, run } = held[i] as Held
-      if (run !== undefined) {
-        run()
+      const h = held[i] as Held
+      if (h.kind === 'run') {
+        h.run()
         i++
         continue
       }
-      if (to !== undefined) {
-        if (this.peers.has(to)) to.send(message)
+      if (h.kind === 'to') {
+        if (this.peers.has(h.to)) h.to.send(h.message)
         i++
         continue
       }
@@ -210,13 +205,13 @@ export class SpaceEntry {
       // one per update, however many writers a busy space has. A connection may get back its own updates with
       // others' (Yjs ignores what it has, as with the stock server, which echoes every update).
       let end = i + 1
-      if (held[i]?.update !== undefined) while (held[end]?.update !== undefined) end++
+      if (isUpdate(h)) while (isUpdate(held[end])) end++
       if (end - i === 1) {
-        for (const peer of this.peers) if (peer !== skip) peer.send(message)
+        for (const peer of this.peers) if (peer !== h.skip) peer.send(h.message)
       } else {
-        const run = held.slice(i, end)
-        const merged = encodeSyncUpdate(Y.mergeUpdates(run.map((h) => h.update as Uint8Array)))
-        const only = run.every((h) => h.skip === skip) ? skip : undefined
+        const run = held.slice(i, end) as Array<Held & { kind: 'all'; update: Uint8Array }>
+        const merged = encodeSyncUpdate(Y.mergeUpdates(run.map((u) => u.update)))
+        const only = run.every((u) => u.skip === h.skip) ? h.skip : undefined
         for (const peer of this.peers) if (peer !== only) peer.send(merged)
       }
       i = end

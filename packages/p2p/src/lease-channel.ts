@@ -12,8 +12,8 @@ import { FramedStream } from './framed-stream.ts'
 import type { Membership } from './membership.ts'
 
 export const LEASE_PROTOCOL = '/chorus/lease/1.0.0'
-/** A lease frame: a request or reply (16 KiB), or the opening credential (an invite chain, at most 16 KiB too). */
-export const LEASE_STREAM_LIMITS = { maxMessageBytes: Math.max(MAX_LEASE_FRAME_BYTES, 16 * 1024), maxQueuedBytes: 1024 * 1024 }
+/** A lease frame: a request or reply, or the opening credential (an invite chain fits too): 16 KiB. */
+export const LEASE_STREAM_LIMITS = { maxMessageBytes: MAX_LEASE_FRAME_BYTES, maxQueuedBytes: 1024 * 1024 }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
