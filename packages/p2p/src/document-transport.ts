@@ -149,8 +149,8 @@ export class DocumentTransport implements Transport {
     return Promise.resolve()
   }
 
-  async stop(): Promise<void> {
-    if (this.listener === undefined) return
+  stop(): Promise<void> {
+    if (this.listener === undefined) return Promise.resolve()
     this.host.subscribe(this, false)
     clearInterval(this.resync)
     const links = [...this.links.values(), ...this.pending]
@@ -159,7 +159,7 @@ export class DocumentTransport implements Transport {
     this.links.clear()
     this.pending.clear()
     this.joined.clear()
-    await Promise.resolve()
+    return Promise.resolve()
   }
 
   send(peer: PeerId, message: Uint8Array): void {

@@ -13,7 +13,7 @@
  * among them; claims and locks are leases from the relay over libp2p. After that the relay may go away: the peer
  * keeps syncing with the others, and leases fail with `lease_unavailable` until it is back.
  */
-import { ChorusError, connectSpace, Space, type ChorusErrorCode, type ParticipantKind, type ReplicatorOptions, type SpaceConnection, type SpaceOptions } from '@chorus/sync'
+import { ChorusError, connectSpace, HUB_ENTITY_TYPES, Space, type ChorusErrorCode, type ParticipantKind, type ReplicatorOptions, type SpaceConnection, type SpaceOptions } from '@chorus/sync'
 import { ChorusPeer, type ChorusPeerOptions } from './chorus-peer.ts'
 import type { DocumentTransport } from './document-transport.ts'
 import { peerLeaseClient, type RelayPeer } from './lease-channel.ts'
@@ -51,8 +51,6 @@ export interface MeshSpace {
   close(): Promise<void>
 }
 
-const ENTITY_TYPE: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_agent', computer: 'computer', service: 'service' }
-
 export async function openMeshSpace(options: MeshSpaceOptions): Promise<MeshSpace> {
   const { relay, space: spaceId, participant, keyFile, token, peer: peerOptions, replicator, ...spaceOptions } = options
   const base = relay.replace(/\/+$/, '')
@@ -76,7 +74,7 @@ export async function openMeshSpace(options: MeshSpaceOptions): Promise<MeshSpac
   }
   const key = keyFile === undefined ? await ephemeralPeerKey() : await loadOrCreatePeerKey(keyFile)
   const at = `/spaces/${encodeURIComponent(spaceId)}`
-  await call(`${at}/entities/register`, { entity_id: participant.id, entity_type: ENTITY_TYPE[participant.kind], name: participant.name })
+  await call(`${at}/entities/register`, { entity_id: participant.id, entity_type: HUB_ENTITY_TYPES[participant.kind], name: participant.name })
   const granted = await call(`${at}/p2p/membership`, { peer_id: key.peerId, entity_id: participant.id })
   const memberships = new Map<string, Membership>(((granted.memberships as unknown[] | undefined) ?? []).map(parseMembership).map((m) => [m.credential.doc, m]))
   const main = memberships.get(spaceId)

@@ -38,7 +38,7 @@ export { LeaseArbiter, MemoryLeaseLedger, type LeaseLedger, type LiveLease } fro
 export { LocalLeaseClient } from './leases/local-client.ts'
 export { createGrantSigner, createGrantVerifier, generateSecretKey, grantPayload, type GrantSigner } from './grants.ts'
 export { resolveGrant } from './claims.ts'
-export { activityReport, HUB_KIND_NAMES } from './report.ts'
+export { activityReport, HUB_ENTITY_TYPES, HUB_KIND_NAMES } from './report.ts'
 export { CollaborationHub, type HubParticipant, type HubParticipantType, type HubStatus } from './hub/collaboration-hub.ts'
 export { connectSpace, type SpaceConnection } from './space-sync.ts'
 export {

@@ -7,6 +7,7 @@
  * durations are milliseconds (`*_ms`).
  */
 import {
+  HUB_ENTITY_TYPES,
   RESTRICTED_CHANNELS,
   type Json,
   type Message,
@@ -37,8 +38,6 @@ export const ENTITY_TYPES = Object.keys(ENTITY_KINDS)
 /** The metadata key that keeps the entity type a participant registered with. */
 export const ENTITY_TYPE_KEY = 'entity_type'
 
-/** The word reported for participants that joined without an entity type (through the sync API). */
-const DEFAULT_ENTITY_TYPE: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_agent', computer: 'computer', service: 'service' }
 
 export const kindOfEntityType = (type: string): ParticipantKind | undefined => {
   const key = type.trim().toLowerCase()
@@ -74,7 +73,7 @@ export function entityView(p: Participant, presence: PresenceInfo): HubEntity {
   const { [ENTITY_TYPE_KEY]: stored, ...metadata } = p.metadata
   return {
     entity_id: p.id,
-    entity_type: typeof stored === 'string' ? stored : DEFAULT_ENTITY_TYPE[p.kind],
+    entity_type: typeof stored === 'string' ? stored : HUB_ENTITY_TYPES[p.kind],
     kind: p.kind,
     name: p.name,
     capabilities: p.capabilities,
