@@ -30,8 +30,12 @@ export interface RelaySpace {
   readonly space: Space
   readonly leases: RelayLeaseClient
   readonly connection: SpaceConnection
+  /** The WebSocket transport of each synced document, keyed by document name. */
+  readonly transports: ReadonlyMap<string, WebSocketTransport>
   /** Resolves once the main document has synced with the relay (at once if it already has). */
   synced(): Promise<void>
+  /** Reconnects at once every document that is waiting to retry (call it when the network comes back). */
+  reconnect(): void
   /** Stops syncing, closes the lease connection and destroys the space (its documents stay as they are). */
   close(): Promise<void>
 }
@@ -53,6 +57,7 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
   const space = new Space({ ...spaceOptions, id: options.space, leases })
   const mine = participant === undefined ? undefined : channelFor(participant.kind)
   let connection: SpaceConnection
+  const transports = new Map<string, WebSocketTransport>()
   try {
     connection = await connectSpace(
       space,
@@ -63,7 +68,9 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
           ...(token === undefined ? {} : { token }),
           ...(participant === undefined ? {} : { participant: participant.id }),
         })
-        return new WebSocketTransport({ ...transport, url, ...(WS === undefined ? {} : { WebSocket: WS }) })
+        const t = new WebSocketTransport({ ...transport, url, ...(WS === undefined ? {} : { WebSocket: WS }) })
+        transports.set(d.name, t)
+        return t
       },
       replicator,
     )
@@ -78,6 +85,10 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
     space,
     leases,
     connection,
+    transports,
+    reconnect: () => {
+      for (const t of transports.values()) t.retryNow()
+    },
     synced: () => main.whenSynced('relay'),
     close: async () => {
       await connection.stop()

@@ -213,6 +213,17 @@ export class WebSocketTransport implements Transport {
     this.send(this.peer, message)
   }
 
+  /**
+   * Connects now if the transport is waiting to retry (e.g. the browser says it is back online); the backoff
+   * keeps counting, so a server that is still down is not hammered.
+   */
+  retryNow(): void {
+    if (this.phase !== 'waiting') return
+    if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer)
+    this.retryTimer = null
+    this.connect()
+  }
+
   /** Closes the socket and cancels retries; resolves once the socket has closed. */
   async stop(): Promise<void> {
     if (this.phase !== 'closed') {
