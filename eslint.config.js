@@ -1,6 +1,14 @@
 // Type-aware lint for the whole workspace (import cycles are checked by dpdm in `npm run lint`).
-// Browser packages will also ban node:* imports.
+// Code that runs in browsers (@chorus/web, the dashboard, and the parts of @chorus/sync they load) may not import
+// Node's modules.
+import { builtinModules } from 'node:module'
 import tseslint from 'typescript-eslint'
+
+const crossPackage = { group: ['../../*/src/*', '../../../packages/*'], message: 'Import another package by its name, not by a relative path.' }
+const nodeOnly = {
+  group: ['node:*', ...builtinModules.filter((m) => !m.startsWith('_')), '@chorus/sync/sqlite', '@chorus/sync/stream', '@chorus/p2p', '@chorus/relay'],
+  message: 'Browser code: Node modules (and the Node-only parts of Chorus) are not available here.',
+}
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**'] },
@@ -14,9 +22,14 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['../../*/src/*', '../../../packages/*'], message: 'Import another package by its name, not by a relative path.' }],
-      }],
+      'no-restricted-imports': ['error', { patterns: [crossPackage] }],
+    },
+  },
+  {
+    files: ['packages/web/src/**/*.ts', 'dashboard/src/**/*.{ts,tsx}', 'packages/sync/src/**/*.ts'],
+    ignores: ['packages/sync/src/store/sqlite-store.ts', 'packages/sync/src/transports/stream-transport.ts', 'packages/sync/src/testing/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [crossPackage, nodeOnly] }],
     },
   },
   {

@@ -27,6 +27,8 @@ export interface RelayConfig {
   rateLimit?: number
   /** The libp2p node's listen multiaddrs, or false for no node; absent: the relay's default (HTTP port + 1, + 2). */
   p2p?: false | string[]
+  /** Folder of the built dashboard, or false to serve none; absent: the repository's dashboard/dist. */
+  dashboard?: false | string
 }
 
 export type ParsedCommand = { help: true } | { help: false; config: RelayConfig }
@@ -50,6 +52,10 @@ Options:
                   listen addresses of the relay's libp2p node (env CHORUS_P2P_LISTEN, default TCP on
                   port + 1 and WebSockets on port + 2, any free ports when --port is 0)
   --no-p2p        run no libp2p node
+  --dashboard <dir>
+                  folder of the built dashboard served at / (env CHORUS_DASHBOARD, default dashboard/dist
+                  of this repository, built by npm start)
+  --no-dashboard  serve no dashboard
   --insecure      allow a non-loopback --host without tokens
   -h, --help      show this help
 `
@@ -76,6 +82,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     insecure?: boolean | undefined
     'p2p-listen'?: string | undefined
     'no-p2p'?: boolean | undefined
+    dashboard?: string | undefined
+    'no-dashboard'?: boolean | undefined
     help?: boolean | undefined
   }
   try {
@@ -93,6 +101,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         insecure: { type: 'boolean' },
         'p2p-listen': { type: 'string' },
         'no-p2p': { type: 'boolean' },
+        dashboard: { type: 'string' },
+        'no-dashboard': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -137,6 +147,14 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     const bad = addresses.find((a) => !a.startsWith('/'))
     if (addresses.length === 0 || bad !== undefined) throw new ConfigError(`invalid --p2p-listen "${p2pListen}": expected multiaddrs such as /ip4/127.0.0.1/tcp/8551, comma-separated`)
     config.p2p = addresses
+  }
+  const dashboard = values.dashboard ?? fromEnv('CHORUS_DASHBOARD')
+  if (values['no-dashboard'] === true) {
+    if (values.dashboard !== undefined) throw new ConfigError('--no-dashboard and --dashboard contradict each other: give one')
+    config.dashboard = false
+  } else if (dashboard !== undefined) {
+    if (dashboard.trim() === '') throw new ConfigError('--dashboard must name a folder')
+    config.dashboard = dashboard
   }
   const rate = values['rate-limit'] ?? fromEnv('CHORUS_RATE_LIMIT')
   if (rate !== undefined) {

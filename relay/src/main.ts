@@ -5,9 +5,11 @@
  * stderr. SIGINT or SIGTERM stops it gracefully (exit 0); a second signal exits at once (exit 1).
  * Exit codes: 0 stopped, 1 could not start or stop, 2 bad configuration.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Auth } from './auth.ts'
 import { ConfigError, isLoopbackHost, parseConfig, USAGE } from './config.ts'
+import { DEFAULT_DASHBOARD_DIR } from './dashboard-files.ts'
 import { stderrLogger } from './logger.ts'
 import { Relay } from './relay.ts'
 
@@ -43,6 +45,7 @@ if (parsed.help) {
       ...(config.tls === undefined ? {} : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
       ...(config.defaultSpace === undefined ? {} : { defaultSpace: config.defaultSpace }),
       ...(config.rateLimit === undefined ? {} : { rateLimit: { ratePerSecond: config.rateLimit, burst: 2 * config.rateLimit } }),
+      ...(config.dashboard === undefined ? {} : { dashboard: config.dashboard }),
     })
   } catch (e) {
     process.stderr.write(`chorus relay: ${e instanceof Error ? e.message : String(e)}\n`)
@@ -79,6 +82,11 @@ if (parsed.help) {
   try {
     const { url } = await relay.start()
     process.stdout.write(`chorus relay listening on ${url}\n`)
+    if (config.dashboard !== false) {
+      const dir = config.dashboard ?? DEFAULT_DASHBOARD_DIR
+      if (existsSync(join(dir, 'index.html'))) stderrLogger.info(`dashboard at ${url}/`)
+      else stderrLogger.warn(`no dashboard is built in ${dir}; npm start builds it (or npm run build)`)
+    }
   } catch (e) {
     stderrLogger.error('could not start', { error: e })
     process.exitCode = 1

@@ -5,8 +5,8 @@
  * Routes: `GET /health`, `GET /capabilities`, the coordination hub's REST API (rest/hub-routes.ts) and the lease
  * routes (rest/lease-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
  * `/sync/<space>` (y-websocket; the space name URL-encoded as one path segment, so `team#ai-only` is
- * `/sync/team%23ai-only`), `/leases` (the lease protocol) and `/ws/<entity>` (JSON events). Everything else is a
- * 404 with a JSON body.
+ * `/sync/team%23ai-only`), `/leases` (the lease protocol) and `/ws/<entity>` (JSON events). Any other GET is a
+ * file of the built dashboard (`/` is its page); everything else is a 404 with a JSON body.
  */
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -34,6 +34,7 @@ import { SqliteStore } from '@chorus/sync/sqlite'
 import { SYNC_PROTOCOL } from '@chorus/p2p'
 import { Auth, checkSpaceAccess, type Caller } from './auth.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
+import { DashboardFiles, DEFAULT_DASHBOARD_DIR } from './dashboard-files.ts'
 import { EventSocket } from './event-socket.ts'
 import { createNodeGrantSigner } from './grant-signer.ts'
 import { HostedSpaces } from './hosted-spaces.ts'
@@ -128,6 +129,8 @@ export interface RelayOptions {
   p2p?: false | { listen?: string[] }
   /** How long a libp2p membership the relay issues is valid (default 30 days; null: no expiry). */
   membershipMs?: number | null
+  /** Folder of the built dashboard, served at `/` (default dashboard/dist of this repository), or false for none. */
+  dashboard?: string | false
 }
 
 export interface RelayHealth {
@@ -179,6 +182,7 @@ export class Relay {
   private readonly restLimiters = new Map<string, RateLimiter>()
   /** Upgrade requests waiting for their space to load. */
   private readonly pending = new Set<Duplex>()
+  private readonly dashboard: DashboardFiles | undefined
   private running: Running | undefined
   private starting: Promise<{ url: string }> | undefined
   private stopping: Promise<void> | undefined
@@ -207,6 +211,7 @@ export class Relay {
     positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)
     positiveInteger('maxMalformed', options.maxMalformed ?? DEFAULT_MAX_MALFORMED)
     this.pingIntervalMs = positiveInteger('pingIntervalMs', options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS)
+    this.dashboard = options.dashboard === false ? undefined : new DashboardFiles(options.dashboard ?? DEFAULT_DASHBOARD_DIR)
   }
 
   /** `http://HOST:PORT` once started. */
@@ -434,6 +439,10 @@ export class Relay {
     const route = running.router.match(req.method ?? 'GET', path)
     if (route === undefined) {
       req.resume()
+      if ((req.method === 'GET' || req.method === 'HEAD') && this.dashboard !== undefined) {
+        void this.serveDashboard(this.dashboard, req, res, path)
+        return
+      }
       sendJson(res, 404, { error: 'not_found', message: `no route for ${req.method ?? 'GET'} ${path}` })
       return
     }
@@ -449,6 +458,16 @@ export class Relay {
       return
     }
     void running.router.run(route.handler, route.params, req, res, new URL(req.url ?? '/', 'http://relay'))
+  }
+
+  private async serveDashboard(files: DashboardFiles, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (!this.restLimiter(req).take()) {
+      sendJson(res, 429, { error: 'rate_limited', message: 'too many requests from this address; slow down' }, { 'retry-after': '1' })
+      return
+    }
+    if (await files.serve(req, res, path)) return
+    const message = path === '/' ? `the dashboard is not built in ${files.dir}: run npm run build` : `no route for ${req.method ?? 'GET'} ${path}`
+    sendJson(res, 404, { error: 'not_found', message })
   }
 
   private restLimiter(req: IncomingMessage): RateLimiter {

@@ -336,6 +336,50 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     expect(t.hasTimers).toBe(false)
   })
 
+  it('makes no attempt while isOnline says no, drops its link on dropConnection, and retryNow connects at once', async () => {
+    const s = await server()
+    const signal = new Signal()
+    let online = false
+    let asked = 0
+    const isOnline = (): boolean => {
+      asked++
+      signal.notify()
+      return online
+    }
+    const { t, statuses } = transport(signal, { url: syncUrl(s.base, room('online')), isOnline, random: () => 0 })
+    const replicator = newReplicator()
+    cleanups.push(() => replicator.stop())
+    await replicator.attach(t)
+    // Offline from the start: asked once, no socket, no timer; it waits to be told.
+    expect([t.state, asked, s.connections.size, t.hasTimers]).toEqual(['waiting', 1, 0, false])
+
+    online = true
+    t.retryNow()
+    await until('connected', [signal, s.signal], () => t.state === 'connected' && s.connections.size === 1)
+    await replicator.whenSynced('relay')
+
+    // The platform says the network is gone while the socket still looks open: drop it, then retry (random 0:
+    // at once), and the retry asks first and makes no attempt.
+    online = false
+    const askedBefore = asked
+    t.dropConnection()
+    expect(t.peers.size).toBe(0)
+    await until('the server to see the close and the retry to ask', [signal, s.signal], () => s.connections.size === 0 && asked > askedBefore)
+    expect(t.state).toBe('waiting')
+    expect(t.hasTimers).toBe(false)
+
+    online = true
+    t.retryNow()
+    await until('connected again', [signal, s.signal], () => t.state === 'connected' && s.connections.size === 1)
+    expect(statuses).toEqual(['connecting', 'connected', 'disconnected', 'connecting', 'connected'])
+    // retryNow and dropConnection do nothing in states they do not apply to.
+    t.retryNow()
+    expect(t.state).toBe('connected')
+    await t.stop()
+    t.dropConnection()
+    expect(t.state).toBe('closed')
+  })
+
   it('stop() closes the socket, cancels retries and leaves no handle open', async () => {
     const s = await server()
     const id = room('stop')

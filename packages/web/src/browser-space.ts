@@ -84,6 +84,7 @@ export async function openBrowserSpace(options: BrowserSpaceOptions): Promise<Br
       restricted,
       transport: {
         ...transport,
+        isOnline: () => globalThis.navigator?.onLine ?? true,
         onStatus: (s) => {
           transport?.onStatus?.(s)
           update()
@@ -97,9 +98,14 @@ export async function openBrowserSpace(options: BrowserSpaceOptions): Promise<Br
   const opened = relaySpace
   const onSynced = (): void => update()
   opened.connection.replicators.get(options.space)?.on('synced', onSynced)
-  // The browser knows before the backoff timer does that the network is back.
+  // The browser knows first: back online, reconnect now rather than at the next backoff; gone offline, drop the
+  // sockets, which a browser leaves open (and writes would go nowhere until they time out).
   const onOnline = (): void => opened.reconnect()
+  const onOffline = (): void => {
+    for (const t of opened.transports.values()) t.dropConnection()
+  }
   globalThis.addEventListener?.('online', onOnline)
+  globalThis.addEventListener?.('offline', onOffline)
   update()
 
   return {
@@ -110,6 +116,7 @@ export async function openBrowserSpace(options: BrowserSpaceOptions): Promise<Br
     stored: () => cache.stored(),
     close: async () => {
       globalThis.removeEventListener?.('online', onOnline)
+      globalThis.removeEventListener?.('offline', onOffline)
       opened.connection.replicators.get(options.space)?.off('synced', onSynced)
       await opened.close()
       await cache.stored()

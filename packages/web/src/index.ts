@@ -5,6 +5,7 @@
  *
  * Browser code: no `node:*` module may be imported here (the lint enforces it).
  */
+import './no-eval.ts'
 export * from '@chorus/sync'
 export { openBrowserSpace, clearStoredSpace, type BrowserSpace, type BrowserSpaceOptions, type ConnectionStatus } from './browser-space.ts'
 export { OfflineCache } from './offline-cache.ts'

@@ -91,6 +91,11 @@ export interface WebSocketTransportOptions {
   onStatus?: (status: TransportStatus) => void
   /** Told about incoming frames that were refused and why a connection attempt failed; never throws into the socket. */
   onError?: (error: Error) => void
+  /**
+   * Asked before every connection attempt; while it says false the transport makes none and waits for
+   * `retryNow()` (a browser passes `() => navigator.onLine` and calls `retryNow()` on its `online` event).
+   */
+  isOnline?: () => boolean
   /** Defaults to the global `WebSocket` (browsers, Node 22+). */
   WebSocket?: WebSocketConstructor
   random?: () => number
@@ -111,6 +116,7 @@ export class WebSocketTransport implements Transport {
   private readonly shouldReconnect: (close: { code: number; reason: string }) => boolean
   private readonly onStatus: ((status: TransportStatus) => void) | undefined
   private readonly onError: ((error: Error) => void) | undefined
+  private readonly isOnline: () => boolean
   private readonly WS: WebSocketConstructor
   private readonly random: () => number
   private readonly timers: Timers
@@ -150,6 +156,7 @@ export class WebSocketTransport implements Transport {
     this.shouldReconnect = options.shouldReconnect ?? defaultShouldReconnect
     this.onStatus = options.onStatus
     this.onError = options.onError
+    this.isOnline = options.isOnline ?? (() => true)
     this.WS = WS
     this.random = options.random ?? Math.random
     this.timers = options.timers ?? globalTimers
@@ -224,6 +231,17 @@ export class WebSocketTransport implements Transport {
     this.connect()
   }
 
+  /**
+   * Closes the current connection as if the network had dropped it, and retries as usual. For when the platform
+   * knows the link is dead before the socket does (a browser going offline leaves open sockets open).
+   */
+  dropConnection(): void {
+    if (this.phase !== 'connected' && this.phase !== 'connecting') return
+    const socket = this.socket
+    if (socket !== null) this.retire(socket)
+    this.lost(null)
+  }
+
   /** Closes the socket and cancels retries; resolves once the socket has closed. */
   async stop(): Promise<void> {
     if (this.phase !== 'closed') {
@@ -241,6 +259,11 @@ export class WebSocketTransport implements Transport {
   }
 
   private connect(): void {
+    if (!this.isOnline()) {
+      // No attempt that is bound to fail (and that a browser would log): wait for retryNow().
+      this.phase = 'waiting'
+      return
+    }
     this.phase = 'connecting'
     let socket: WebSocket
     try {
