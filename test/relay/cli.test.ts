@@ -108,6 +108,11 @@ describe('parseConfig', () => {
     expect(parseConfig(['--no-p2p'], {})).toMatchObject({ config: { p2p: false } })
     expect(() => parseConfig(['--p2p-listen', 'tcp:9001'], {})).toThrow(/invalid --p2p-listen/)
     expect(() => parseConfig(['--no-p2p', '--p2p-listen', '/ip4/127.0.0.1/tcp/1'], {})).toThrow(/contradict/)
+    expect(parseConfig(['--dashboard', 'web/dist'], {})).toMatchObject({ config: { dashboard: 'web/dist' } })
+    expect(parseConfig([], { CHORUS_DASHBOARD: '/srv/chorus' })).toMatchObject({ config: { dashboard: '/srv/chorus' } })
+    expect(parseConfig(['--no-dashboard'], { CHORUS_DASHBOARD: '/srv/chorus' })).toMatchObject({ config: { dashboard: false } })
+    expect(() => parseConfig(['--no-dashboard', '--dashboard', 'x'], {})).toThrow(/contradict/)
+    expect(() => parseConfig(['--dashboard', ' '], {})).toThrow(/must name a folder/)
   })
 
   it('refuses bad values with ConfigError (exit code 2)', () => {
