@@ -4,22 +4,22 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join as joinPath } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { build } from 'vite'
 import { Relay, silentLogger } from '@chorus/relay'
 
-const ROOT = join(import.meta.dirname, '..', '..')
+const ROOT = joinPath(import.meta.dirname, '..', '..')
 
 /** Chromium's binary: Debian's package (`apt-get install -y chromium`) unless CHORUS_CHROMIUM names another. */
 export const CHROMIUM = process.env.CHORUS_CHROMIUM ?? '/usr/bin/chromium'
 
 /** Where the tests save a screenshot of each dashboard view. */
-export const SCREENSHOTS = join(ROOT, 'test-results', 'screenshots')
+export const SCREENSHOTS = joinPath(ROOT, 'test-results', 'screenshots')
 
 /** Builds the dashboard as `npm run build` does, into `outDir`. */
 export async function buildDashboard(outDir: string): Promise<void> {
-  await build({ configFile: join(ROOT, 'dashboard', 'vite.config.ts'), logLevel: 'error', build: { outDir, emptyOutDir: true } })
+  await build({ configFile: joinPath(ROOT, 'dashboard', 'vite.config.ts'), logLevel: 'error', build: { outDir, emptyOutDir: true } })
 }
 
 export async function launchChromium(): Promise<Browser> {
@@ -50,10 +50,10 @@ export interface DashboardFixture {
 }
 
 export async function dashboardFixture(): Promise<DashboardFixture> {
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-web-'))
-  const dist = join(dir, 'dist')
+  const dir = mkdtempSync(joinPath(tmpdir(), 'chorus-web-'))
+  const dist = joinPath(dir, 'dist')
   await buildDashboard(dist)
-  const relay = new Relay({ port: 0, dataDir: join(dir, 'data'), logger: silentLogger, p2p: false, dashboard: dist })
+  const relay = new Relay({ port: 0, dataDir: joinPath(dir, 'data'), logger: silentLogger, p2p: false, dashboard: dist })
   const { url } = await relay.start()
   let browser: Browser
   try {
@@ -109,7 +109,7 @@ export async function show(page: Page, view: string): Promise<void> {
 
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOTS, { recursive: true })
-  const path = join(SCREENSHOTS, `${name}.png`)
+  const path = joinPath(SCREENSHOTS, `${name}.png`)
   await page.screenshot({ path })
   return path
 }
