@@ -127,7 +127,7 @@ try {
     ['page', 'median', 'best', 'worst'],
     [row('dashboard (service worker + @chorus/web + Preact)', shown), row('baseline: y-indexeddb + Yjs, no UI', baseline)],
     [
-      `target: the dashboard under ${fmtMs(TARGET_MS)} (median): ${verdict(median(shown) < TARGET_MS)}; dashboard / baseline = ${(median(shown) / median(baseline)).toFixed(2)}x`,
+      `target: the dashboard under ${fmtMs(TARGET_MS)}, every load: ${verdict(Math.max(...shown) < TARGET_MS)}; dashboard / baseline (medians) = ${(median(shown) / median(baseline)).toFixed(2)}x`,
       'both from the start of the navigation; the dashboard also parses its bundle, derives the space and renders the newest 200 messages',
     ],
   )
