@@ -2,8 +2,8 @@
  * The relay server. `start()` opens the lease ledger, the store, the space registry and the HTTP server; `stop()`
  * undoes them in reverse order and leaves no handle open.
  *
- * Routes: `GET /health`, `GET /capabilities`, the coordination hub's REST API (rest/hub-routes.ts) and the lease
- * routes (rest/lease-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
+ * Routes: `GET /health`, `GET /capabilities`, `GET /whoami`, the coordination hub's REST API (rest/hub-routes.ts)
+ * and the lease routes (rest/lease-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
  * `/sync/<space>` (y-websocket; the space name URL-encoded as one path segment, so `team#ai-only` is
  * `/sync/team%23ai-only`), `/leases` (the lease protocol) and `/ws/<entity>` (JSON events). Any other GET is a
  * file of the built dashboard (`/` is its page); everything else is a 404 with a JSON body.
@@ -306,6 +306,11 @@ export class Relay {
     const router = new Router({ maxBodyBytes: this.maxBodyBytes, logger: this.logger })
     addLeaseRoutes(router, { leases, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     router.get('/health', () => this.health()).get('/capabilities', () => this.capabilities(key.publicKey, mesh))
+    // Who a token stands for, so a page given only a token can join as that participant.
+    router.get('/whoami', ({ req }) => {
+      const caller = this.auth.caller(req)
+      return caller.open ? { open: true } : { open: false, ...caller.identity }
+    })
     addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     addMeshRoutes(router, {
       mesh: () => mesh,

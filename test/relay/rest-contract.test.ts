@@ -578,6 +578,11 @@ describe('tokens', () => {
     const carol = hub(secured, { authorization: 'Bearer team-only-token-012345' })
     await expectError(hub(secured).get('/entities/list'), 401, 'unauthorized')
     await expectError(hub(secured, { authorization: 'Bearer wrong-token-0123456789' }).get('/entities/list'), 401, 'unauthorized')
+    // GET /whoami tells a page who its token stands for; an open relay says it is open.
+    expect((await api.get('/whoami')).body).toEqual({ open: true })
+    expect((await carol.get('/whoami')).body).toEqual({ open: false, participant: 'carol', kind: 'human', spaces: ['team'] })
+    expect((await claude.get('/whoami')).body).toEqual({ open: false, participant: 'claude', kind: 'ai' })
+    await expectError(hub(secured).get('/whoami'), 401, 'unauthorized')
 
     await expectError(alice.post('/entities/register', { entity_id: 'claude', entity_type: 'ai_agent', name: 'fake' }), 403, 'forbidden', /cannot act as claude/)
     await expectError(alice.post('/entities/register', { entity_id: 'alice', entity_type: 'ai_agent', name: 'Alice' }), 403, 'forbidden', /token is for a human/)
