@@ -1,5 +1,9 @@
 import { render } from 'preact'
-import { openBrowserSpace } from '@chorus/web'
+import { App } from './app.tsx'
 
-const App = () => <p>hello {typeof openBrowserSpace}</p>
+// The service worker keeps the app itself for offline use; without one (or if it fails) the app still works online.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js').catch(() => undefined)
+}
+
 render(<App />, document.getElementById('app') as HTMLElement)

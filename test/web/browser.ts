@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join as joinPath } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { build } from 'vite'
-import { Relay, silentLogger } from '@chorus/relay'
+import { Relay, silentLogger, type RelayOptions } from '@chorus/relay'
 
 const ROOT = joinPath(import.meta.dirname, '..', '..')
 
@@ -49,11 +49,11 @@ export interface DashboardFixture {
   teardown(): Promise<void>
 }
 
-export async function dashboardFixture(): Promise<DashboardFixture> {
+export async function dashboardFixture(options: Pick<RelayOptions, 'auth'> = {}): Promise<DashboardFixture> {
   const dir = mkdtempSync(joinPath(tmpdir(), 'chorus-web-'))
   const dist = joinPath(dir, 'dist')
   await buildDashboard(dist)
-  const relay = new Relay({ port: 0, dataDir: joinPath(dir, 'data'), logger: silentLogger, p2p: false, dashboard: dist })
+  const relay = new Relay({ port: 0, dataDir: joinPath(dir, 'data'), logger: silentLogger, p2p: false, dashboard: dist, ...options })
   const { url } = await relay.start()
   let browser: Browser
   try {
@@ -88,10 +88,14 @@ export async function dashboardFixture(): Promise<DashboardFixture> {
 }
 
 /** Joins the space from the join screen as a human named `name`, and waits until the page is online. */
-export async function join(page: Page, url: string, name: string, space: string): Promise<void> {
+export async function join(page: Page, url: string, name: string, space: string, token?: string): Promise<void> {
   await page.goto(`${url}/#/${space}/chat`)
   await page.getByTestId('join-name').fill(name)
   await page.getByTestId('join-space').fill(space)
+  if (token !== undefined) {
+    await page.locator('summary', { hasText: 'Access token' }).click()
+    await page.getByTestId('join-token').fill(token)
+  }
   await page.getByTestId('join-submit').click()
   await waitForStatus(page, 'online')
   // The service worker keeps the app for offline use; wait until it controls the page.

@@ -5,7 +5,8 @@
  */
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openRelaySpace, RESTRICTED_CHANNELS, type RelaySpace, type Space } from '@chorus/sync'
+import { Auth } from '@chorus/relay'
+import { EVENT_TYPES, openRelaySpace, RESTRICTED_CHANNELS, type RelaySpace, type Space } from '@chorus/sync'
 import { codeOf, until } from '../relay/helpers.ts'
 import { dashboardFixture, join, messageTexts, screenshot, show, waitForStatus, type DashboardFixture, type WatchedPage } from './browser.ts'
 
@@ -249,5 +250,120 @@ describe('the dashboard in Chromium', () => {
     await ada.page.locator(`[data-testid="proposal"][data-id="${proposal.id}"][data-status="approved"]`).waitFor()
     await card.locator('[data-testid="tally"][data-for="1"][data-against="0"]').waitFor()
     noProblems(ada)
+  })
+
+  it('every view shows the space, Alt+1…7 switches between them, and each is saved as a screenshot', async () => {
+    const space = 'tour'
+    const bot = await agent(space)
+    const botMember = bot.space.member('bot')
+    const ada = await f.open()
+    await join(ada.page, f.url, 'Ada', space)
+    botMember.send('Nightly build passed', { channel: 'technical' })
+    botMember.send('Release blocked: the signing key expired', { priority: 'urgent', channel: 'urgent' })
+    botMember.set('release', { version: '1.4.0', frozen: true })
+    const doc = botMember.createResource('release-notes', 'Chorus 1.4: the dashboard.')
+    await botMember.lock(doc.id)
+    botMember.createTask({ title: 'Sign the release', requiresHuman: true, priority: 'high' })
+    const review = botMember.createTask({ title: 'Review the changelog' })
+    await botMember.claim(review.id)
+    botMember.propose({ title: 'Ship 1.4 on Friday', description: 'All checks are green.', quorum: 2 })
+    bot.space.presence.touch('bot', 'Reviewing the changelog')
+
+    const views = ['chat', 'tasks', 'proposals', 'people', 'state', 'resources', 'activity']
+    for (const [i, view] of views.entries()) {
+      await ada.page.keyboard.press(`Alt+${i + 1}`)
+      await ada.page.getByTestId(`view-${view}`).waitFor()
+      await ada.page.locator(`[data-testid="nav-${view}"][aria-current="page"]`).waitFor()
+    }
+
+    await show(ada.page, 'chat')
+    await ada.page.getByTestId('channel-urgent').click()
+    await ada.page.locator('[data-testid="message"][data-priority="urgent"]', { hasText: 'signing key expired' }).waitFor()
+    await screenshot(ada.page, 'chat-urgent')
+
+    await show(ada.page, 'tasks')
+    await ada.page.locator('[data-testid="task"][data-status="open"]', { hasText: 'Sign the release' }).getByTestId('requires-human').waitFor()
+    await ada.page.locator(`[data-testid="task"][data-id="${review.id}"][data-status="claimed"]`, { hasText: 'bot' }).waitFor()
+    await ada.page.getByTestId('task-title').fill('Write the announcement')
+    await ada.page.getByTestId('task-create').click()
+    await until(() => bot.space.tasks.list().some((t) => t.title === 'Write the announcement' && t.createdBy === 'ada'), 'the agent to see Ada’s task', WAIT_MS)
+    await screenshot(ada.page, 'tasks')
+
+    await show(ada.page, 'proposals')
+    await ada.page.getByTestId('proposal').filter({ hasText: 'Ship 1.4 on Friday' }).getByTestId('vote-for').click()
+    await ada.page.locator('[data-testid="tally"][data-for="1"]').waitFor()
+    await screenshot(ada.page, 'proposals')
+
+    await show(ada.page, 'people')
+    await ada.page.locator('[data-testid="participant"][data-id="bot"][data-presence="online"]', { hasText: 'Reviewing the changelog' }).waitFor()
+    await ada.page.locator('[data-testid="participant"][data-id="ada"][data-presence="online"]').waitFor()
+    await screenshot(ada.page, 'people')
+
+    await show(ada.page, 'state')
+    await ada.page.locator('[data-testid="state-row"][data-key="release"]', { hasText: '1.4.0' }).waitFor()
+    await ada.page.getByTestId('state-key').fill('launch')
+    await ada.page.getByTestId('state-value').fill('{ "day": "Friday" ')
+    await ada.page.getByTestId('state-set').click()
+    await ada.page.getByTestId('state-error').waitFor()
+    await ada.page.getByTestId('state-value').fill('{ "day": "Friday" }')
+    await ada.page.getByTestId('state-set').click()
+    await until(() => JSON.stringify(bot.space.state.get('launch')) === '{"day":"Friday"}', 'the agent to see Ada’s state', WAIT_MS)
+    await screenshot(ada.page, 'state')
+
+    await show(ada.page, 'resources')
+    const resource = ada.page.locator(`[data-testid="resource"][data-id="${doc.id}"]`)
+    await resource.filter({ hasText: 'release-notes' }).getByTestId('resource-lock-state').filter({ hasText: 'bot' }).waitFor()
+    await screenshot(ada.page, 'resources')
+
+    await show(ada.page, 'activity')
+    await ada.page.getByTestId('activity-type').selectOption('vote')
+    await ada.page.locator('[data-testid="event"][data-type="vote"]').first().waitFor()
+    const types = await ada.page.getByTestId('event').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-type')))
+    expect(new Set(types)).toEqual(new Set(['vote']))
+    expect(EVENT_TYPES).toContain('vote')
+    await ada.page.getByTestId('activity-type').selectOption('')
+    await screenshot(ada.page, 'activity')
+    noProblems(ada)
+  })
+
+  it('on a relay with tokens, a person joins with their token and acts as its participant', async () => {
+    const secured = await dashboardFixture({
+      auth: new Auth([
+        { token: 'ada-token-0123456789', participant: 'ada.l', kind: 'human' },
+        { token: 'bot-token-0123456789', participant: 'bot', kind: 'ai' },
+      ]),
+    })
+    try {
+      const bot = await openRelaySpace({ relay: secured.url, space: 'team', token: 'bot-token-0123456789', participant: { id: 'bot', kind: 'ai' } })
+      agents.push(bot)
+      await bot.synced()
+      bot.space.join({ id: 'bot', name: 'Build bot', kind: 'ai' })
+
+      const stranger = await secured.open()
+      await stranger.page.goto(`${secured.url}/#/team/chat`)
+      await stranger.page.getByTestId('join-name').fill('Mallory')
+      await stranger.page.getByTestId('join-submit').click()
+      await stranger.page.getByTestId('join-error').filter({ hasText: 'asks for an access token' }).waitFor()
+      await stranger.page.locator('summary', { hasText: 'Access token' }).click()
+      await stranger.page.getByTestId('join-token').fill('bot-token-0123456789')
+      await stranger.page.getByTestId('join-submit').click()
+      await stranger.page.getByTestId('join-error').filter({ hasText: 'the dashboard joins people' }).waitFor()
+
+      const ada = await secured.open()
+      await join(ada.page, secured.url, 'Ada Lovelace', 'team', 'ada-token-0123456789')
+      await send(ada.page, 'signed in with a token')
+      await until(() => bot.space.messages.all().some((m) => m.from === 'ada.l' && m.content === 'signed in with a token'), 'the agent to get the message from ada.l', WAIT_MS)
+      expect(bot.space.participants.get('ada.l')?.name).toBe('Ada Lovelace')
+      // Claims go through the relay's leases with the token too.
+      const task = bot.space.member('bot').createTask({ title: 'Check the token path' })
+      await show(ada.page, 'tasks')
+      await ada.page.locator(`[data-testid="task"][data-id="${task.id}"]`).getByTestId('task-claim').click()
+      await until(() => secured.relay.leases.holder('team', `task:${task.id}`)?.holder === 'ada.l', 'the relay to grant ada.l the claim', WAIT_MS)
+      noProblems(ada)
+      // Chromium logs the refused /whoami itself.
+      expect(stranger.problems.filter((p) => !/^error: Failed to load resource: the server responded with a status of 401 \(Unauthorized\) \(http:\/\/127\.0\.0\.1:\d+\/whoami\)$/.test(p))).toEqual([])
+    } finally {
+      await secured.teardown()
+    }
   })
 })
