@@ -42,7 +42,7 @@ const send = async (page: Page, text: string, priority?: string): Promise<void> 
 
 /** `read` applied to the page's own replica (the dashboard exposes it as window.chorus.web for tests). */
 const pageReplica = <T>(page: Page, read: (space: Space) => T): Promise<T> =>
-  page.evaluate(`(${read.toString()})(window.chorus.web.space)`) as Promise<T>
+  page.evaluate<T>(`(${read.toString()})(window.chorus.web.space)`)
 
 /** Waits until everything the page changed is committed to its IndexedDB. */
 const stored = (page: Page): Promise<unknown> => page.evaluate('window.chorus.web.stored()')

@@ -7,7 +7,7 @@ const database = new URLSearchParams(location.search).get('db') ?? ''
 const doc = new Y.Doc()
 const persistence = new IndexeddbPersistence(database, doc)
 void persistence.whenSynced.then(() => {
-  const log = doc.getText('messages').toString()
+  const log = doc.getText('messages').toJSON()
   let lines = 0
   for (let i = log.indexOf('\n'); i !== -1; i = log.indexOf('\n', i + 1)) lines++
   const element = document.getElementById('count') as HTMLElement
