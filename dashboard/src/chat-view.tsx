@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact'
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks'
-import { RESTRICTED_CHANNELS, STANDARD_CHANNELS, type Message, type Participant, type ParticipantKind, type Space } from '@chorus/web'
+import { mayUseChannel, STANDARD_CHANNELS, type Message, type Participant, type Space } from '@chorus/web'
 import { Icon } from './icons.tsx'
 import { useToasts } from './toast.tsx'
 import { asPriority, Avatar, EmptyState, KindBadge, PresenceDot, PriorityOptions, Time } from './ui.tsx'
@@ -36,10 +36,6 @@ const fromKey = (key: string | null): Conversation =>
   key !== null && key.startsWith('@') && key.length > 1
     ? { kind: 'dm', with: key.slice(1) }
     : { kind: 'channel', channel: key !== null && key.startsWith('#') && key.length > 1 ? key.slice(1) : 'general' }
-
-/** The same rule the space applies (mayUseChannel): restricted channels are for one kind only. */
-const mayUse = (kind: ParticipantKind, channel: string): boolean =>
-  !Object.hasOwn(RESTRICTED_CHANNELS, channel) || RESTRICTED_CHANNELS[channel as keyof typeof RESTRICTED_CHANNELS] === kind
 
 const CHANNEL_ABOUT: Record<string, string> = {
   general: 'Everyone, about anything.',
@@ -99,8 +95,8 @@ export function ChatView() {
   const participants = useMemo(() => space.participants.list(), [space, version])
 
   const channels = useMemo(() => {
-    const standard: string[] = STANDARD_CHANNELS.filter((c) => mayUse('human', c))
-    return [...standard, ...index.channels.filter((c) => !standard.includes(c) && mayUse('human', c)).sort()]
+    const standard: string[] = STANDARD_CHANNELS.filter((c) => mayUseChannel({ kind: 'human' }, c))
+    return [...standard, ...index.channels.filter((c) => !standard.includes(c) && mayUseChannel({ kind: 'human' }, c)).sort()]
   }, [index])
   const others = participants.filter((p) => p.id !== me.id)
 
