@@ -205,9 +205,9 @@ describe('the dashboard in Chromium', () => {
     await bob.page.locator(`[data-testid="proposal"][data-id="${proposal.id}"]`).getByTestId('vote-against').click()
     await until(() => bot.space.proposals.get(proposal.id)?.votes.bob === 'against', 'Bob’s vote to reach the agent', WAIT_MS)
 
-    withoutOfflineSocketFailures(ada)
     await ada.context.setOffline(false)
     await waitForStatus(ada.page, 'online')
+    withoutOfflineSocketFailures(ada)
     await until(
       () => {
         const p = bot.space.proposals.get(proposal.id)
