@@ -2,8 +2,9 @@
  * The relay server. `start()` opens the lease ledger, the store, the space registry and the HTTP server; `stop()`
  * undoes them in reverse order and leaves no handle open.
  *
- * Routes: `GET /health`, `GET /capabilities`, `GET /whoami`, the coordination hub's REST API (rest/hub-routes.ts)
- * and the lease routes (rest/lease-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
+ * Routes: `GET /health`, `GET /capabilities`, `GET /whoami`, the coordination hub's REST API (rest/hub-routes.ts),
+ * the lease routes (rest/lease-routes.ts), the agent API and MCP at `/agent/{operation}` and `/mcp`
+ * (rest/agent-routes.ts), on the default space and under `/spaces/<space>/...`. WebSocket upgrades:
  * `/sync/<space>` (y-websocket; the space name URL-encoded as one path segment, so `team#ai-only` is
  * `/sync/team%23ai-only`), `/leases` (the lease protocol) and `/ws/<entity>` (JSON events). Any other GET is a
  * file of the built dashboard (`/` is its page); everything else is a 404 with a JSON body.
@@ -44,6 +45,7 @@ import { LeaseService, RELAY_ORIGIN } from './lease-service.ts'
 import { silentLogger, type Logger } from './logger.ts'
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimit } from './rate-limit.ts'
 import { loadOrCreateRelayKey } from './relay-key.ts'
+import { addAgentRoutes } from './rest/agent-routes.ts'
 import { addHubRoutes } from './rest/hub-routes.ts'
 import { DEFAULT_MAX_BODY_BYTES, Router, sendJson } from './rest/http.ts'
 import { addLeaseRoutes } from './rest/lease-routes.ts'
@@ -312,6 +314,7 @@ export class Relay {
       return caller.open ? { open: true } : { open: false, ...caller.identity }
     })
     addHubRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
+    addAgentRoutes(router, { spaces: hosted, caller: (req) => this.auth.caller(req), defaultSpace: this.defaultSpace })
     addMeshRoutes(router, {
       mesh: () => mesh,
       caller: (req) => this.auth.caller(req),

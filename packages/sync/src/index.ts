@@ -27,7 +27,7 @@ export { EVENT_TYPES, type ChorusEvent, type EventType, type EventData, type His
 export type { JoinOptions } from './participants.ts'
 export type { PresenceInfo, PresenceStatus } from './presence.ts'
 export type { StateMode } from './state.ts'
-export { mayUseChannel, type SendOptions } from './messages.ts'
+export { mayReadMessage, mayUseChannel, type SendOptions } from './messages.ts'
 export { DEFAULT_CLAIM_MS, type CreateTaskOptions } from './tasks.ts'
 export { DEFAULT_THRESHOLD, statusOf, type CreateProposalOptions } from './proposals.ts'
 export { DEFAULT_LOCK_MS, type CreateResourceOptions, type EditOptions } from './resources.ts'

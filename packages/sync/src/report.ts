@@ -42,7 +42,10 @@ const describe = (e: ChorusEvent, name: (id: string) => string): string => {
 }
 
 /** The activity report in the collaboration hub's text format (SEEDS.md), with `hubId` as its title id. */
-export const activityReport = (space: Space, options: { hubId?: string; recent?: number } = {}): string => {
+export const activityReport = (
+  space: Space,
+  options: { hubId?: string; recent?: number; /** Leave out events the reader may not see (e.g. others' direct messages). */ visible?: (e: ChorusEvent) => boolean } = {},
+): string => {
   const recent = options.recent ?? 10
   const participants = space.participants.list().filter((p) => p.leftAt === undefined)
   const names = new Map(space.participants.list().map((p) => [p.id, p.name]))
@@ -56,7 +59,8 @@ export const activityReport = (space: Space, options: { hubId?: string; recent?:
   lines.push('', `SHARED RESOURCES: ${resources.length}`)
   for (const r of resources) lines.push(`  - ${r.name} (v${r.version}): ${r.lock === undefined ? 'unlocked' : `locked by ${r.lock.holder}`}`)
   lines.push('', `RECENT EVENTS (last ${recent}):`)
-  for (const e of space.events.history({ limit: recent }).reverse()) lines.push(`  - [${e.type}] ${describe(e, name)}`)
+  const events = options.visible === undefined ? space.events.history({ limit: recent }) : space.events.history().filter(options.visible).slice(-recent)
+  for (const e of events.reverse()) lines.push(`  - [${e.type}] ${describe(e, name)}`)
   lines.push(RULE)
   return lines.join('\n')
 }

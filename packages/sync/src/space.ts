@@ -144,7 +144,7 @@ export class Space {
   }
 
   /** The collaboration hub's text report. */
-  report(options: { hubId?: string; recent?: number } = {}): string {
+  report(options: Parameters<typeof activityReport>[1] = {}): string {
     return activityReport(this, options)
   }
 

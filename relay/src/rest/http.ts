@@ -36,6 +36,8 @@ export const statusOf = (code: ChorusErrorCode): number => STATUS[code]
 
 export interface RequestContext {
   req: IncomingMessage
+  /** For handlers that answer by themselves (what they return is then not written). */
+  res: ServerResponse
   url: URL
   params: Record<string, string>
   /** The parsed JSON body (`{}` for an empty body); throws 400/413 as a ChorusError. */
@@ -86,7 +88,7 @@ export class Router {
   /** Runs the handler and writes its result as JSON (200), or the error it threw. */
   async run(handler: Handler, params: Record<string, string>, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     let bodyRead: Promise<unknown> | undefined
-    const ctx: RequestContext = { req, url, params, body: () => (bodyRead ??= readJsonBody(req, this.maxBodyBytes)) }
+    const ctx: RequestContext = { req, res, url, params, body: () => (bodyRead ??= readJsonBody(req, this.maxBodyBytes)) }
     try {
       const result = await handler(ctx)
       if (bodyRead === undefined) req.resume()
