@@ -6,7 +6,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { isChorusError } from '@chorus/sync'
 import type { Agent } from './agent.ts'
-import { inputSchema, OPERATION_NAMES, OPERATIONS, type Input, type OperationName } from './operations.ts'
+import { inputSchema, OPERATION_NAMES, OPERATIONS, type OperationName } from './operations.ts'
 
 /** The tools: every operation but `join` (an MCP client joins on its first call, as its token or id says). */
 export const MCP_TOOLS: readonly OperationName[] = OPERATION_NAMES.filter((n) => n !== 'join')
