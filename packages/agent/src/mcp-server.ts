@@ -4,7 +4,7 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
-import { isChorusError } from '@chorus/sync'
+import { isChorusError } from '@chorus/sync/vocabulary'
 import type { Agent } from './agent.ts'
 import { inputSchema, OPERATION_NAMES, OPERATIONS, type OperationName } from './operations.ts'
 

@@ -17,7 +17,7 @@ import {
   TASK_STATUSES,
   VOTES,
   type Json,
-} from '@chorus/sync'
+} from '@chorus/sync/vocabulary'
 
 /** The longest one wait_for may block. */
 export const MAX_WAIT_MS = 10 * 60_000

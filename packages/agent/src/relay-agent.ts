@@ -2,7 +2,7 @@
  * Operations asked of a relay over HTTP (`POST <relay>/spaces/<space>/agent/<operation>`): what the `chorus`
  * command and `chorus mcp` use. The relay performs them on its hosted replica of the space.
  */
-import { ChorusError, type ChorusErrorCode } from '@chorus/sync'
+import { ChorusError, type ChorusErrorCode } from '@chorus/sync/vocabulary'
 import type { Agent, Results, WaitResult } from './agent.ts'
 import type { Input, OperationName } from './operations.ts'
 

@@ -3,7 +3,7 @@
  * runs the command and returns the exit code (0 ok, 2 usage, 3 conflict, 4 not found, 5 relay unreachable,
  * 124 wait timed out, 1 anything else). Errors go to stderr; with --json as one JSON line.
  */
-import { isChorusError } from '@chorus/sync'
+import { isChorusError } from '@chorus/sync/vocabulary'
 import { COMMANDS, type CommandContext, type Io } from './commands.ts'
 import { EXIT, exitCodeOf, UsageError } from './exit-codes.ts'
 import { connection, parse } from './options.ts'

@@ -3,7 +3,7 @@
  * and `mcp`, holds a connection) and prints the result: text for people, one JSON line with `--json`.
  */
 import { RelayAgent, type Input, type OperationName, type Results } from '@chorus/agent'
-import { EVENT_TYPES, PRIORITIES, PROPOSAL_STATUSES, TASK_STATUSES, VOTES, type EventType } from '@chorus/sync'
+import { EVENT_TYPES, PRIORITIES, PROPOSAL_STATUSES, TASK_STATUSES, VOTES, type EventType } from '@chorus/sync/vocabulary'
 import { EXIT, UsageError } from './exit-codes.ts'
 import { messageLine, participantLine, proposalLine, taskLine, until, waitLine } from './format.ts'
 import { holdClaim } from './hold.ts'

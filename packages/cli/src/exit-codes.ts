@@ -1,5 +1,5 @@
 /** The `chorus` command's exit codes, and which failure gives which. */
-import { isChorusError } from '@chorus/sync'
+import { isChorusError } from '@chorus/sync/vocabulary'
 import { RelayUnreachableError } from '@chorus/agent'
 
 export const EXIT = {

@@ -3,6 +3,10 @@ import type { LeaseGrant } from './schema.ts'
 
 export const MAX_LEASE_MS = 10 * 60 * 1000
 export const MIN_LEASE_MS = 100
+/** How long a task claim lasts unless the holder renews it. */
+export const DEFAULT_CLAIM_MS = 60_000
+/** How long a resource lock lasts when no timeout is given. */
+export const DEFAULT_LOCK_MS = 5 * 60 * 1000
 
 /** Checks a lease duration (ms); callers check before asking the arbiter, so a bad one changes nothing. */
 export const checkLeaseDuration = (ms: number, what = 'lease duration'): number => {

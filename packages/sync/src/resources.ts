@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { resolveGrant, writtenUnderGrant } from './claims.ts'
-import { checkLeaseDuration } from './lease-client.ts'
+import { checkLeaseDuration, DEFAULT_LOCK_MS } from './lease-client.ts'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { assertJson, copyJson } from './json.ts'
@@ -22,8 +22,6 @@ export interface EditOptions {
   expectedVersion?: number
 }
 
-/** How long a lock lasts when no timeout is given. */
-export const DEFAULT_LOCK_MS = 5 * 60 * 1000
 /**
  * A lock is held as a lease of at most this long, renewed until its timeout: if the holder's process dies, the
  * lock frees within this time rather than at the end of a long timeout.

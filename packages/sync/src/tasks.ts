@@ -1,7 +1,7 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
 import { resolveGrant, writtenUnderGrant } from './claims.ts'
-import { checkLeaseDuration } from './lease-client.ts'
+import { checkLeaseDuration, DEFAULT_CLAIM_MS } from './lease-client.ts'
 import type { SpaceCore } from './core.ts'
 import { ChorusError } from './errors.ts'
 import { readEntry } from './log.ts'
@@ -26,8 +26,6 @@ const createSchema = z.object({
   createdBy: idSchema,
 })
 
-/** How long a claim lasts unless the holder renews it. */
-export const DEFAULT_CLAIM_MS = 60_000
 
 interface Completion {
   by: string

@@ -10,7 +10,8 @@
  * `Chorus-Participant` header or `?participant=`. Operations run on the relay's hosted replica of the space.
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
-import { inputSchema, isOperation, OPERATION_NAMES, SpaceAgent, type Agent, type SpaceAgentOptions } from '@chorus/agent'
+import { inputSchema, isOperation, OPERATION_NAMES, type Agent } from '@chorus/agent'
+import { SpaceAgent, type SpaceAgentOptions } from '@chorus/agent/space'
 import { createMcpServer } from '@chorus/agent/mcp'
 import { ChorusError, checkId } from '@chorus/sync'
 import { checkActingAs, checkSpaceAccess, type Caller } from '../auth.ts'
