@@ -31,7 +31,9 @@ export function createMcpServer(options: McpServerOptions): McpServer {
     server.registerTool(name, { description: OPERATIONS[name].description, inputSchema: inputSchema(name) }, async (args, extra): Promise<CallToolResult> => {
       try {
         const result = await options.run((agent) => agent.call(name, args, { signal: extra.signal }))
-        return { content: [{ type: 'text', text: JSON.stringify(result, null, 2) }] }
+        // The report is text for reading; everything else is a record, given as JSON.
+        const text = name === 'report' ? (result as { text: string }).text : JSON.stringify(result, null, 2)
+        return { content: [{ type: 'text', text }] }
       } catch (e) {
         return { isError: true, content: [{ type: 'text', text: errorText(e) }] }
       }

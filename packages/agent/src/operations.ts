@@ -7,7 +7,6 @@ import { z } from 'zod'
 import {
   channelSchema,
   EVENT_TYPES,
-  idSchema,
   kindSchema,
   LIMITS,
   MAX_LEASE_MS,
@@ -19,11 +18,16 @@ import {
   type Json,
 } from '@chorus/sync/vocabulary'
 
-/** The longest one wait_for may block. */
-export const MAX_WAIT_MS = 10 * 60_000
+/**
+ * The longest one wait_for may block: under the 60 s an MCP client waits for an answer by default, and under common
+ * proxy timeouts. Waiting longer is waiting again (`RelayAgent` does it, carrying the event cursor over).
+ */
+export const MAX_WAIT_MS = 50_000
 
+/** A missing field says so, rather than that undefined is not a string. */
+const stringField = (what: string) => z.string({ error: (issue) => (issue.input === undefined ? `${what} is required` : `${what} must be a string`) })
 const text = (what: string, max: number) =>
-  z.string({ error: `${what} must be a string` }).trim().min(1, `${what} must not be empty`).max(max, `${what} must be at most ${max} characters`)
+  stringField(what).trim().min(1, `${what} must not be empty`).max(max, `${what} must be at most ${max} characters`)
 const leaseMs = (what: string) =>
   z
     .number({ error: `${what} must be a number of milliseconds` })
@@ -32,7 +36,15 @@ const leaseMs = (what: string) =>
     .max(MAX_LEASE_MS, `${what} must be at most ${MAX_LEASE_MS} ms`)
 // Inputs arrive as JSON, so any value is JSON; the space checks size and depth when it writes. (The replica's own
 // jsonSchema is a custom check, which MCP cannot describe in JSON Schema.)
-const anyJson = z.unknown().describe('Any JSON value') as z.ZodType<Json>
+const anyJson = z
+  .unknown()
+  .refine((v) => v !== undefined, 'is required')
+  .describe('Any JSON value') as z.ZodType<Json>
+const id = (what: string) =>
+  stringField(what)
+    .min(1, `${what} must not be empty`)
+    .max(LIMITS.idLength, `${what} must be at most ${LIMITS.idLength} characters`)
+    .refine((s) => s.trim() === s, `${what} must not start or end with whitespace`)
 const priority = z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })
 
 export const OPERATIONS = {
@@ -47,11 +59,11 @@ export const OPERATIONS = {
   send_message: {
     description: 'Send a message to a channel (default general) or directly to one participant.',
     input: {
-      content: z.string({ error: 'content must be a string' }).min(1, 'content must not be empty').describe('The message text'),
+      content: stringField('content').min(1, 'content must not be empty').describe('The message text'),
       channel: channelSchema.optional().describe('Channel: general, urgent, technical, strategic, ai-only, human-only, or any other'),
-      to: idSchema.optional().describe('A participant id, for a direct message'),
+      to: id('to').optional().describe('A participant id, for a direct message'),
       priority: priority.optional().describe('low, normal (default), high or urgent'),
-      reply_to: z.string().min(1).optional().describe('Id of the message this answers'),
+      reply_to: id('reply_to').optional().describe('Id of the message this answers'),
     },
   },
   read_inbox: {
@@ -63,21 +75,21 @@ export const OPERATIONS = {
   },
   wait_for: {
     description:
-      'Block until there is something for you, or the timeout passes: for "message", an unread message in your inbox; for "task", an open task; for "event", the next event of the space. Filters narrow it.',
+      'Block until there is something for you, or the timeout passes: for "message", an unread message in your inbox; for "task", an open task; for "event", the next event of the space (pass the cursor a timed-out wait returned as after, to miss none). Filters narrow it.',
     input: {
       for: z.enum(['message', 'task', 'event'], { error: 'for must be message, task or event' }).describe('What to wait for'),
       timeout_ms: z
         .number({ error: 'timeout_ms must be a number of milliseconds' })
         .int()
         .min(0)
-        .max(MAX_WAIT_MS, `timeout_ms must be at most ${MAX_WAIT_MS}`)
-        .describe('Give up after this long'),
+        .max(MAX_WAIT_MS, `timeout_ms must be at most ${MAX_WAIT_MS}; to wait longer, wait again`)
+        .describe(`Give up after this long (at most ${MAX_WAIT_MS} ms; to wait longer, wait again)`),
       type: z.enum(EVENT_TYPES, { error: `type must be one of ${EVENT_TYPES.join(', ')}` }).optional().describe('Events: only this type'),
-      from: idSchema.optional().describe('Only from (or, for events, caused by) this participant'),
+      from: id('from').optional().describe('Only from (or, for events, caused by) this participant'),
       channel: channelSchema.optional().describe('Messages: only on this channel'),
       priority: priority.optional().describe('Messages and tasks: only this priority'),
       requires_human: z.boolean().optional().describe('Tasks: only those that do (true) or do not (false) need a human (default: what you may claim)'),
-      after: z.string().min(1).optional().describe('Events: only those after this event id (the cursor a timed-out wait returned)'),
+      after: id('after').optional().describe('Events: only those after this event id (the cursor a timed-out wait returned)'),
     },
   },
   create_task: {
@@ -95,19 +107,19 @@ export const OPERATIONS = {
   },
   claim_task: {
     description: 'Claim a task: a lease from the relay that nobody else can hold meanwhile. Returns the fencing token and when the claim expires; renew it before then.',
-    input: { task_id: idSchema.describe('The task'), duration_ms: leaseMs('duration_ms').optional().describe('How long the claim lasts (default 60000)') },
+    input: { task_id: id('task_id').describe('The task'), duration_ms: leaseMs('duration_ms').optional().describe('How long the claim lasts (default 60000)') },
   },
   renew_claim: {
     description: 'Renew your claim on a task before it expires.',
-    input: { task_id: idSchema, duration_ms: leaseMs('duration_ms').optional() },
+    input: { task_id: id('task_id'), duration_ms: leaseMs('duration_ms').optional() },
   },
   release_claim: {
     description: 'Give a claimed task back, open for others.',
-    input: { task_id: idSchema },
+    input: { task_id: id('task_id') },
   },
   complete_task: {
     description: 'Complete a task you hold the claim on, with an optional JSON result.',
-    input: { task_id: idSchema, result: anyJson.optional() },
+    input: { task_id: id('task_id'), result: anyJson.optional() },
   },
   create_proposal: {
     description: 'Propose something for the space to vote on.',
@@ -121,7 +133,7 @@ export const OPERATIONS = {
   },
   vote: {
     description: 'Vote on a proposal; voting again changes your vote.',
-    input: { proposal_id: idSchema, vote: z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` }) },
+    input: { proposal_id: id('proposal_id'), vote: z.enum(VOTES, { error: `vote must be one of ${VOTES.join(', ')}` }) },
   },
   list_proposals: {
     description: 'List proposals with their tallies, optionally by status.',

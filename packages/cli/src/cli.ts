@@ -6,7 +6,7 @@
 import { isChorusError } from '@chorus/sync/vocabulary'
 import { COMMANDS, type CommandContext, type Io } from './commands.ts'
 import { EXIT, exitCodeOf, UsageError } from './exit-codes.ts'
-import { connection, parse } from './options.ts'
+import { connection, GLOBAL_OPTIONS, parse } from './options.ts'
 import { CLI_VERSION } from './version.ts'
 
 const usage = (): string =>
@@ -24,11 +24,25 @@ const usage = (): string =>
     '124 wait timed out, 1 other errors.',
   ].join('\n')
 
+/** Global options that take a value, so `chorus --id bot join` finds `join`. */
+const VALUED = new Set(Object.entries(GLOBAL_OPTIONS).filter(([, o]) => o.type === 'string').map(([n]) => `--${n}`))
+
+/** Where the command is: the first argument that is neither an option nor the value of a global option; -1 if none. */
+const commandIndex = (args: readonly string[]): number => {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (!a.startsWith('-')) return i
+    if (VALUED.has(a)) i++
+  }
+  return -1
+}
+
 export async function run(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: Io): Promise<number> {
   const split = argv.indexOf('--')
   const args = split === -1 ? [...argv] : argv.slice(0, split)
   const rest = split === -1 ? [] : argv.slice(split + 1)
-  const name = args.find((a) => !a.startsWith('-'))
+  const at = commandIndex(args)
+  const name = at === -1 ? undefined : args[at]
   let json = args.includes('--json')
   try {
     if (name === undefined) {
@@ -42,7 +56,7 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
       }
       throw new UsageError('no command given; chorus --help lists them')
     }
-    const commandArgs = args.filter((a, i) => i !== args.indexOf(name))
+    const commandArgs = args.filter((_a, i) => i !== at)
     if (name === 'mcp') {
       const { values } = parse(commandArgs, {})
       const { serveMcp } = await import('./mcp-stdio.ts')

@@ -16,7 +16,7 @@ const RENEW_AT = 1 / 3
 
 export async function holdClaim(agent: RelayAgent, input: Input<'claim_task'>, ctx: CommandContext): Promise<number> {
   const { io, rest } = ctx
-  const claim = await agent.call('claim_task', input)
+  const claim = await agent.call('claim_task', input, { signal: io.signal })
   const duration = input.duration_ms ?? DEFAULT_CLAIM_MS
   io.err(`claimed ${claim.task.id} (fencing token ${claim.token}, until ${until(claim.expires_at)}); running ${rest.join(' ')}`)
   const [command, ...args] = rest as [string, ...string[]]
