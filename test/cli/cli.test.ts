@@ -220,6 +220,17 @@ describe('chorus', () => {
     expect(JSON.parse(eventOut.text())).toMatchObject({ matched: true, event: { type: 'vote', participant: 'ada', ref: proposal.id } })
   })
 
+  it('wait task wakes when a claim runs out and its task is open again', async () => {
+    const space = newSpace('lapse')
+    const task = (await chorus(['tasks', 'create', 'Rebuild the cache', '--json'], as('lead', space))).json<Task>()
+    // Claimed for 3 s and never renewed (a holder that went away).
+    expect((await chorus(['tasks', 'claim', task.id, '--duration', '3s'], as('gone', space))).code).toBe(0)
+    // Under one 50 s request: only the expiry itself can wake it.
+    const waited = await chorus(['wait', 'task', '--timeout', '20s', '--json'], as('bot', space))
+    expect(waited.code).toBe(0)
+    expect(waited.json()).toMatchObject({ matched: true, task: { id: task.id, status: 'open' } })
+  })
+
   it('two shells racing to claim one task: one exits 0, the other 3', async () => {
     const space = newSpace('race')
     const task = (await chorus(['tasks', 'create', 'Deploy', '--json'], as('lead', space))).json<Task>()

@@ -206,6 +206,7 @@ export class SpaceAgent implements Agent {
       }
       const timer = setTimeout(() => finish(cursor === undefined ? { matched: false } : { matched: false, cursor }), i.timeout_ms)
       const aborted = (): void => finish({ matched: false })
+
       signal?.addEventListener('abort', aborted)
       const off = this.space.events.on('*', (event) => {
         if (i.for === 'event') {
@@ -213,12 +214,20 @@ export class SpaceAgent implements Agent {
           if (eventMatches(event, i) && this.mayRead(event)) finish({ matched: true, event })
           return
         }
+        // Only what can change the answer is worth a look: reading an inbox walks the whole message log.
+        if (!(i.for === 'message' ? event.type === 'message' : TASK_OPENING.has(event.type))) return
         const found = current()
         if (found !== undefined) finish(found)
       })
     })
   }
 }
+
+/**
+ * Events after which an open task may be there that was not before. A claim that runs out is one: the relay's
+ * arbiter expires it and its replica hears `lease_lost`.
+ */
+const TASK_OPENING = new Set<string>(['task_created', 'task_released', 'lease_lost'])
 
 const duration = (ms: number | undefined): { duration?: number } => (ms === undefined ? {} : { duration: ms })
 
