@@ -49,40 +49,22 @@ export class SpaceAgent implements Agent {
     this.fixedKind = options.fixedKind === true
     this.handlers = {
       join: (i) => this.join(i),
-      send_message: (i) =>
-        this.me().send(i.content, {
-          ...(i.channel === undefined ? {} : { channel: i.channel }),
-          ...(i.to === undefined ? {} : { to: i.to }),
-          ...(i.priority === undefined ? {} : { priority: i.priority }),
-          ...(i.reply_to === undefined ? {} : { replyTo: i.reply_to }),
-        }),
+      // The typed API takes an absent option and an undefined one alike.
+      send_message: (i) => this.me().send(i.content, { channel: i.channel, to: i.to, priority: i.priority, replyTo: i.reply_to }),
       read_inbox: (i) => {
         const me = this.me()
-        const messages = me.inbox(i.limit === undefined ? {} : { limit: i.limit })
+        const messages = me.inbox({ limit: i.limit })
         return { messages, acked: i.ack === true && messages.length > 0 ? me.ack(messages) : 0 }
       },
       wait_for: (i, signal) => this.waitFor(i, signal),
-      create_task: (i) =>
-        this.me().createTask({
-          title: i.title,
-          ...(i.description === undefined ? {} : { description: i.description }),
-          ...(i.priority === undefined ? {} : { priority: i.priority }),
-          ...(i.requires_human === undefined ? {} : { requiresHuman: i.requires_human }),
-        }),
-      list_tasks: (i) => this.space.tasks.list(i.status === undefined ? {} : { status: i.status }),
+      create_task: (i) => this.me().createTask({ title: i.title, description: i.description, priority: i.priority, requiresHuman: i.requires_human }),
+      list_tasks: (i) => this.space.tasks.list({ status: i.status }),
       // Not renewed by the relay: the holder renews (renew_claim) or lets the claim run out, as over REST.
-      claim_task: async (i) => this.claimed(await this.space.tasks.claim(i.task_id, this.me().id, { renew: false, ...duration(i.duration_ms) })),
-      renew_claim: async (i) => this.claimed(await this.space.tasks.renew(i.task_id, this.me().id, duration(i.duration_ms))),
+      claim_task: async (i) => this.claimed(await this.space.tasks.claim(i.task_id, this.me().id, { renew: false, duration: i.duration_ms })),
+      renew_claim: async (i) => this.claimed(await this.space.tasks.renew(i.task_id, this.me().id, { duration: i.duration_ms })),
       release_claim: (i) => this.space.tasks.release(i.task_id, this.me().id),
       complete_task: (i) => this.me().complete(i.task_id, i.result),
-      create_proposal: (i) =>
-        this.me().propose({
-          title: i.title,
-          ...(i.description === undefined ? {} : { description: i.description }),
-          ...(i.threshold === undefined ? {} : { threshold: i.threshold }),
-          ...(i.quorum === undefined ? {} : { quorum: i.quorum }),
-          ...(i.deadline_ms === undefined ? {} : { deadline: i.deadline_ms }),
-        }),
+      create_proposal: (i) => this.me().propose({ title: i.title, description: i.description, threshold: i.threshold, quorum: i.quorum, deadline: i.deadline_ms }),
       vote: (i) => {
         this.me().vote(i.proposal_id, i.vote)
         return this.space.proposals.require(i.proposal_id)
@@ -150,7 +132,7 @@ export class SpaceAgent implements Agent {
       id: this.participant,
       name: i.name ?? existing?.name ?? this.participant,
       kind,
-      ...(i.capabilities === undefined ? (existing === undefined ? {} : { capabilities: existing.capabilities }) : { capabilities: i.capabilities }),
+      capabilities: i.capabilities ?? existing?.capabilities,
     })
     return this.space.participants.get(this.participant) as Results['join']
   }
@@ -228,8 +210,6 @@ export class SpaceAgent implements Agent {
  * arbiter expires it and its replica hears `lease_lost`.
  */
 const TASK_OPENING = new Set<string>(['task_created', 'task_released', 'lease_lost'])
-
-const duration = (ms: number | undefined): { duration?: number } => (ms === undefined ? {} : { duration: ms })
 
 const messageMatches = (m: Message, i: Input<'wait_for'>): boolean =>
   (i.from === undefined || m.from === i.from) && (i.channel === undefined || m.channel === i.channel) && (i.priority === undefined || m.priority === i.priority)

@@ -3,7 +3,7 @@
  * and `mcp`, holds a connection) and prints the result: text for people, one JSON line with `--json`.
  */
 import { RelayAgent, type Input, type OperationName, type Results } from '@chorus/agent'
-import { EVENT_TYPES, PRIORITIES, PROPOSAL_STATUSES, TASK_STATUSES, VOTES, type EventType } from '@chorus/sync/vocabulary'
+import { EVENT_TYPES, PARTICIPANT_KINDS, PRIORITIES, PROPOSAL_STATUSES, TASK_STATUSES, VOTES, type EventType } from '@chorus/sync/vocabulary'
 import { EXIT, UsageError } from './exit-codes.ts'
 import { messageLine, participantLine, proposalLine, taskLine, until, waitLine } from './format.ts'
 import { holdClaim } from './hold.ts'
@@ -41,13 +41,6 @@ export const agentOf = (conn: Connection): RelayAgent => {
   return new RelayAgent({ relay: conn.relay, space: conn.space, participant: conn.id, ...(conn.token === undefined ? {} : { token: conn.token }) })
 }
 
-/** Performs `name` and prints its result (`text` for people). */
-async function perform<N extends OperationName>(ctx: CommandContext, name: N, input: Input<N>, text: (r: Results[N]) => string): Promise<Results[N]> {
-  const result = await agentOf(ctx.conn).call(name, input, { signal: ctx.io.signal })
-  ctx.io.out(ctx.conn.json ? JSON.stringify(result) : text(result))
-  return result
-}
-
 const oneOf = <T extends string>(value: string | undefined, allowed: readonly T[], what: string): T | undefined => {
   if (value === undefined) return undefined
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${what} must be one of ${allowed.join(', ')}, not "${value}"`)
@@ -58,118 +51,131 @@ const needs = (args: string[], count: number, usage: string): void => {
   if (args.length < count) throw new UsageError(`missing arguments: chorus ${usage}`)
 }
 
-const opt = <K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> => (value === undefined ? {} : ({ [key]: value } as Record<K, V>))
+// Inputs may carry undefined fields: they are left out of the JSON sent to the relay.
+/** A duration flag (`--duration 30s`) in ms, if given. */
+const durationOf = (v: Values, name: string): number | undefined => {
+  const text = stringOf(v, name)
+  return text === undefined ? undefined : durationMs(text, `--${name}`)
+}
+
+/** Performs `name` and prints its result (`text` for people, the result as one JSON line with --json). */
+async function perform<N extends OperationName>(ctx: CommandContext, name: N, input: Input<N>, text: (r: Results[N]) => string): Promise<void> {
+  const result = await agentOf(ctx.conn).call(name, input, { signal: ctx.io.signal })
+  ctx.io.out(ctx.conn.json ? JSON.stringify(result) : text(result))
+}
+
+/** A command that performs one operation: `input` reads its command line (at least `args` arguments). */
+function operation<N extends OperationName>(spec: {
+  usage: string
+  summary: string
+  options?: Options
+  args?: number
+  name: N
+  input: (v: Values, args: string[], ctx: CommandContext) => Input<N> | Promise<Input<N>>
+  text: (result: Results[N], ctx: CommandContext) => string
+}): Command {
+  return {
+    usage: spec.usage,
+    summary: spec.summary,
+    options: spec.options ?? {},
+    run: async (v, args, ctx) => {
+      needs(args, spec.args ?? 0, spec.usage)
+      await perform(ctx, spec.name, await spec.input(v, args, ctx), (r) => spec.text(r, ctx))
+      return EXIT.ok
+    },
+  }
+}
+
+const claimUsage = 'tasks claim ID [--duration 60s] [--hold -- COMMAND ...]'
+const heldText = (verb: string) => (c: Results['claim_task']) => `${verb} ${c.task.id} (fencing token ${c.token}, until ${until(c.expires_at)})`
 
 const tasks: Record<string, Command> = {
-  create: {
+  create: operation({
     usage: 'tasks create TITLE [--description TEXT] [--priority P] [--requires-human]',
     summary: 'create a task',
     options: { description: { type: 'string' }, priority: { type: 'string' }, 'requires-human': { type: 'boolean' } },
-    run: async (v, args, ctx) => {
-      needs(args, 1, tasks.create?.usage ?? '')
-      await perform(
-        ctx,
-        'create_task',
-        {
-          title: args.join(' '),
-          ...opt('description', stringOf(v, 'description')),
-          ...opt('priority', oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority')),
-          ...opt('requires_human', v['requires-human'] === true ? true : undefined),
-        },
-        (t) => `created task ${t.id}: ${t.title}`,
-      )
-      return EXIT.ok
-    },
-  },
-  list: {
+    args: 1,
+    name: 'create_task',
+    input: (v, args) => ({
+      title: args.join(' '),
+      description: stringOf(v, 'description'),
+      priority: oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority'),
+      requires_human: v['requires-human'] === true ? true : undefined,
+    }),
+    text: (t) => `created task ${t.id}: ${t.title}`,
+  }),
+  list: operation({
     usage: 'tasks list [--status open|claimed|completed]',
     summary: 'list tasks',
     options: { status: { type: 'string' } },
-    run: async (v, _args, ctx) => {
-      await perform(ctx, 'list_tasks', { ...opt('status', oneOf(stringOf(v, 'status'), TASK_STATUSES, '--status')) }, (ts) =>
-        ts.length === 0 ? 'no tasks' : ts.map(taskLine).join('\n'),
-      )
-      return EXIT.ok
-    },
-  },
+    name: 'list_tasks',
+    input: (v) => ({ status: oneOf(stringOf(v, 'status'), TASK_STATUSES, '--status') }),
+    text: (ts) => (ts.length === 0 ? 'no tasks' : ts.map(taskLine).join('\n')),
+  }),
   claim: {
-    usage: 'tasks claim ID [--duration 60s] [--hold -- COMMAND ...]',
+    usage: claimUsage,
     summary: 'claim a task (with --hold: keep the claim while COMMAND runs, complete it if COMMAND succeeds)',
     options: { duration: { type: 'string' }, hold: { type: 'boolean' } },
     run: async (v, args, ctx) => {
-      needs(args, 1, tasks.claim?.usage ?? '')
-      const duration = stringOf(v, 'duration')
-      const input = { task_id: args[0] as string, ...opt('duration_ms', duration === undefined ? undefined : durationMs(duration, '--duration')) }
+      needs(args, 1, claimUsage)
+      const input = { task_id: args[0] as string, duration_ms: durationOf(v, 'duration') }
       if (v.hold === true) {
         if (ctx.rest.length === 0) throw new UsageError('--hold needs a command after --: chorus tasks claim ID --hold -- make test')
         return holdClaim(agentOf(ctx.conn), input, ctx)
       }
       if (ctx.rest.length > 0) throw new UsageError(`a command after -- is run only with --hold`)
-      await perform(ctx, 'claim_task', input, (c) => `claimed ${c.task.id} (fencing token ${c.token}, until ${until(c.expires_at)})`)
+      await perform(ctx, 'claim_task', input, heldText('claimed'))
       return EXIT.ok
     },
   },
-  renew: {
+  renew: operation({
     usage: 'tasks renew ID [--duration 60s]',
     summary: 'renew your claim',
     options: { duration: { type: 'string' } },
-    run: async (v, args, ctx) => {
-      needs(args, 1, tasks.renew?.usage ?? '')
-      const duration = stringOf(v, 'duration')
-      await perform(
-        ctx,
-        'renew_claim',
-        { task_id: args[0] as string, ...opt('duration_ms', duration === undefined ? undefined : durationMs(duration, '--duration')) },
-        (c) => `renewed ${c.task.id} (fencing token ${c.token}, until ${until(c.expires_at)})`,
-      )
-      return EXIT.ok
-    },
-  },
-  release: {
+    args: 1,
+    name: 'renew_claim',
+    input: (v, args) => ({ task_id: args[0] as string, duration_ms: durationOf(v, 'duration') }),
+    text: heldText('renewed'),
+  }),
+  release: operation({
     usage: 'tasks release ID',
     summary: 'give a claimed task back',
-    options: {},
-    run: async (_v, args, ctx) => {
-      needs(args, 1, tasks.release?.usage ?? '')
-      await perform(ctx, 'release_claim', { task_id: args[0] as string }, (t) => `released ${t.id}`)
-      return EXIT.ok
-    },
-  },
-  complete: {
+    args: 1,
+    name: 'release_claim',
+    input: (_v, args) => ({ task_id: args[0] as string }),
+    text: (t) => `released ${t.id}`,
+  }),
+  complete: operation({
     usage: 'tasks complete ID [--result JSON]',
     summary: 'complete a task you hold',
     options: { result: { type: 'string' } },
-    run: async (v, args, ctx) => {
-      needs(args, 1, tasks.complete?.usage ?? '')
+    args: 1,
+    name: 'complete_task',
+    input: (v, args) => {
       const result = stringOf(v, 'result')
-      await perform(ctx, 'complete_task', { task_id: args[0] as string, ...(result === undefined ? {} : { result: jsonOrText(result) as never }) }, (t) => `completed ${t.id}`)
-      return EXIT.ok
+      return { task_id: args[0] as string, result: result === undefined ? undefined : (jsonOrText(result) as never) }
     },
-  },
+    text: (t) => `completed ${t.id}`,
+  }),
 }
 
 const state: Record<string, Command> = {
-  get: {
+  get: operation({
     usage: 'state get [KEY]',
     summary: 'read one key of the shared state, or all of it',
-    options: {},
-    run: async (_v, args, ctx) => {
-      await perform(ctx, 'get_state', { ...opt('key', args[0]) }, (r) => JSON.stringify('state' in r ? r.state : r.value, null, 2))
-      return EXIT.ok
-    },
-  },
-  set: {
+    name: 'get_state',
+    input: (_v, args) => ({ key: args[0] }),
+    text: (r) => JSON.stringify('state' in r ? r.state : r.value, null, 2),
+  }),
+  set: operation({
     usage: 'state set KEY VALUE [--merge]',
     summary: 'set a key (VALUE is JSON, or else text)',
     options: { merge: { type: 'boolean' } },
-    run: async (v, args, ctx) => {
-      needs(args, 2, state.set?.usage ?? '')
-      await perform(ctx, 'set_state', { key: args[0] as string, value: jsonOrText(args.slice(1).join(' ')) as never, ...opt('mode', v.merge === true ? ('merge' as const) : undefined) }, (r) =>
-        `${r.key} = ${JSON.stringify(r.value)}`,
-      )
-      return EXIT.ok
-    },
-  },
+    args: 2,
+    name: 'set_state',
+    input: (v, args) => ({ key: args[0] as string, value: jsonOrText(args.slice(1).join(' ')) as never, mode: v.merge === true ? ('merge' as const) : undefined }),
+    text: (r) => `${r.key} = ${JSON.stringify(r.value)}`,
+  }),
 }
 
 /** Commands with sub-commands dispatch on their first argument. */
@@ -185,58 +191,45 @@ const group = (name: string, subs: Record<string, Command>, summary: string): Co
 })
 
 export const COMMANDS: Record<string, Command> = {
-  join: {
+  join: operation({
     usage: 'join [--name NAME] [--kind ai|human|computer|service] [--capabilities a,b]',
     summary: 'join the space (or update your name, kind and capabilities)',
     options: { name: { type: 'string' }, kind: { type: 'string' }, capabilities: { type: 'string' } },
-    run: async (v, _args, ctx) => {
-      const capabilities = stringOf(v, 'capabilities')
-      await perform(
-        ctx,
-        'join',
-        {
-          ...opt('name', stringOf(v, 'name')),
-          ...opt('kind', oneOf(stringOf(v, 'kind'), ['human', 'ai', 'computer', 'service'] as const, '--kind')),
-          ...opt('capabilities', capabilities?.split(',').map((c) => c.trim()).filter((c) => c !== '')),
-        },
-        (p) => `joined ${ctx.conn.space} as ${p.id} (${p.kind}, "${p.name}")`,
-      )
-      return EXIT.ok
-    },
-  },
-  send: {
+    name: 'join',
+    input: (v) => ({
+      name: stringOf(v, 'name'),
+      kind: oneOf(stringOf(v, 'kind'), PARTICIPANT_KINDS, '--kind'),
+      capabilities: stringOf(v, 'capabilities')?.split(',').map((c) => c.trim()).filter((c) => c !== ''),
+    }),
+    text: (p, ctx) => `joined ${ctx.conn.space} as ${p.id} (${p.kind}, "${p.name}")`,
+  }),
+  send: operation({
     usage: 'send TEXT... [--channel C] [--to ID] [--priority low|normal|high|urgent] [--reply-to ID]   (TEXT from stdin when not given)',
     summary: 'send a message',
     options: { channel: { type: 'string' }, to: { type: 'string' }, priority: { type: 'string' }, 'reply-to': { type: 'string' } },
-    run: async (v, args, ctx) => {
+    name: 'send_message',
+    input: async (v, args, ctx) => {
       const content = args.length > 0 ? args.join(' ') : (await ctx.io.stdin())?.replace(/\n$/, '')
       if (content === undefined || content === '') throw new UsageError('nothing to send: chorus send TEXT..., or pipe the text in')
-      await perform(
-        ctx,
-        'send_message',
-        {
-          content,
-          ...opt('channel', stringOf(v, 'channel')),
-          ...opt('to', stringOf(v, 'to')),
-          ...opt('priority', oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority')),
-          ...opt('reply_to', stringOf(v, 'reply-to')),
-        },
-        (m) => `sent ${m.id}`,
-      )
-      return EXIT.ok
+      return {
+        content,
+        channel: stringOf(v, 'channel'),
+        to: stringOf(v, 'to'),
+        priority: oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority'),
+        reply_to: stringOf(v, 'reply-to'),
+      }
     },
-  },
-  inbox: {
+    text: (m) => `sent ${m.id}`,
+  }),
+  inbox: operation({
     usage: 'inbox [--ack] [--limit N]',
     summary: 'your unread messages, oldest first (--ack: mark them read; they are not shown again)',
     options: { ack: { type: 'boolean' }, limit: { type: 'string' } },
-    run: async (v, _args, ctx) => {
-      await perform(ctx, 'read_inbox', { ...opt('ack', v.ack === true ? true : undefined), ...opt('limit', integerOf(v, 'limit')) }, (r) =>
-        r.messages.length === 0 ? 'no unread messages' : [...r.messages.map(messageLine), `${r.messages.length} message(s)${r.acked > 0 ? `, ${r.acked} marked read` : ''}`].join('\n'),
-      )
-      return EXIT.ok
-    },
-  },
+    name: 'read_inbox',
+    input: (v) => ({ ack: v.ack === true ? true : undefined, limit: integerOf(v, 'limit') }),
+    text: (r) =>
+      r.messages.length === 0 ? 'no unread messages' : [...r.messages.map(messageLine), `${r.messages.length} message(s)${r.acked > 0 ? `, ${r.acked} marked read` : ''}`].join('\n'),
+  }),
   wait: {
     usage: 'wait [message|task|event] [--timeout 60s] [--from ID] [--channel C] [--priority P] [--type EVENT] [--requires-human|--no-requires-human]',
     summary: 'block until a message for you, an open task or an event arrives (exit 124 when the timeout passes first)',
@@ -258,11 +251,11 @@ export const COMMANDS: Record<string, Command> = {
         {
           for: what,
           timeout_ms: timeout,
-          ...opt('from', stringOf(v, 'from')),
-          ...opt('channel', stringOf(v, 'channel')),
-          ...opt('priority', oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority')),
-          ...opt('type', oneOf(stringOf(v, 'type'), EVENT_TYPES, '--type')),
-          ...opt('requires_human', requiresHuman),
+          from: stringOf(v, 'from'),
+          channel: stringOf(v, 'channel'),
+          priority: oneOf(stringOf(v, 'priority'), PRIORITIES, '--priority'),
+          type: oneOf(stringOf(v, 'type'), EVENT_TYPES, '--type'),
+          requires_human: requiresHuman,
         },
         { signal: ctx.io.signal },
       )
@@ -276,85 +269,65 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   tasks: group('tasks', tasks, 'create, list, claim, renew, release and complete tasks'),
-  propose: {
+  propose: operation({
     usage: 'propose TITLE [--description TEXT] [--threshold 0.75] [--quorum N] [--deadline TIME]',
     summary: 'propose something to vote on',
     options: { description: { type: 'string' }, threshold: { type: 'string' }, quorum: { type: 'string' }, deadline: { type: 'string' } },
-    run: async (v, args, ctx) => {
-      needs(args, 1, COMMANDS.propose?.usage ?? '')
+    args: 1,
+    name: 'create_proposal',
+    input: (v, args) => {
       const deadline = stringOf(v, 'deadline')
-      await perform(
-        ctx,
-        'create_proposal',
-        {
-          title: args.join(' '),
-          ...opt('description', stringOf(v, 'description')),
-          ...opt('threshold', numberOf(v, 'threshold')),
-          ...opt('quorum', integerOf(v, 'quorum')),
-          ...opt('deadline_ms', deadline === undefined ? undefined : timeOf(deadline, '--deadline')),
-        },
-        (p) => `proposed ${p.id}: ${p.title}`,
-      )
-      return EXIT.ok
+      return {
+        title: args.join(' '),
+        description: stringOf(v, 'description'),
+        threshold: numberOf(v, 'threshold'),
+        quorum: integerOf(v, 'quorum'),
+        deadline_ms: deadline === undefined ? undefined : timeOf(deadline, '--deadline'),
+      }
     },
-  },
-  vote: {
+    text: (p) => `proposed ${p.id}: ${p.title}`,
+  }),
+  vote: operation({
     usage: 'vote PROPOSAL_ID for|against|abstain',
     summary: 'vote on a proposal',
-    options: {},
-    run: async (_v, args, ctx) => {
-      needs(args, 2, COMMANDS.vote?.usage ?? '')
-      await perform(ctx, 'vote', { proposal_id: args[0] as string, vote: oneOf(args[1], VOTES, 'the vote') ?? 'abstain' }, proposalLine)
-      return EXIT.ok
-    },
-  },
-  proposals: {
+    args: 2,
+    name: 'vote',
+    input: (_v, args) => ({ proposal_id: args[0] as string, vote: oneOf(args[1], VOTES, 'the vote') ?? 'abstain' }),
+    text: proposalLine,
+  }),
+  proposals: operation({
     usage: 'proposals [--status open|approved|rejected|expired]',
     summary: 'list proposals and their tallies',
     options: { status: { type: 'string' } },
-    run: async (v, _args, ctx) => {
-      await perform(ctx, 'list_proposals', { ...opt('status', oneOf(stringOf(v, 'status'), PROPOSAL_STATUSES, '--status')) }, (ps) =>
-        ps.length === 0 ? 'no proposals' : ps.map(proposalLine).join('\n'),
-      )
-      return EXIT.ok
-    },
-  },
+    name: 'list_proposals',
+    input: (v) => ({ status: oneOf(stringOf(v, 'status'), PROPOSAL_STATUSES, '--status') }),
+    text: (ps) => (ps.length === 0 ? 'no proposals' : ps.map(proposalLine).join('\n')),
+  }),
   state: group('state', state, 'read and write the shared state'),
-  lock: {
+  lock: operation({
     usage: 'lock RESOURCE [--timeout 5m]',
     summary: 'lock a shared resource (by name or id; created if missing)',
     options: { timeout: { type: 'string' } },
-    run: async (v, args, ctx) => {
-      needs(args, 1, COMMANDS.lock?.usage ?? '')
-      const timeout = stringOf(v, 'timeout')
-      await perform(
-        ctx,
-        'lock_resource',
-        { resource: args[0] as string, ...opt('timeout_ms', timeout === undefined ? undefined : durationMs(timeout, '--timeout')) },
-        (l) => `locked ${l.resource.name} (fencing token ${l.token}, until ${until(l.expires_at)})`,
-      )
-      return EXIT.ok
-    },
-  },
-  unlock: {
+    args: 1,
+    name: 'lock_resource',
+    input: (v, args) => ({ resource: args[0] as string, timeout_ms: durationOf(v, 'timeout') }),
+    text: (l) => `locked ${l.resource.name} (fencing token ${l.token}, until ${until(l.expires_at)})`,
+  }),
+  unlock: operation({
     usage: 'unlock RESOURCE',
     summary: 'unlock a resource you hold',
-    options: {},
-    run: async (_v, args, ctx) => {
-      needs(args, 1, COMMANDS.unlock?.usage ?? '')
-      await perform(ctx, 'unlock_resource', { resource: args[0] as string }, (r) => `unlocked ${r.name}`)
-      return EXIT.ok
-    },
-  },
-  who: {
+    args: 1,
+    name: 'unlock_resource',
+    input: (_v, args) => ({ resource: args[0] as string }),
+    text: (r) => `unlocked ${r.name}`,
+  }),
+  who: operation({
     usage: 'who',
     summary: 'who is in the space, and who is online',
-    options: {},
-    run: async (_v, _args, ctx) => {
-      await perform(ctx, 'list_participants', {}, (ps) => (ps.length === 0 ? 'nobody yet' : ps.map(participantLine).join('\n')))
-      return EXIT.ok
-    },
-  },
+    name: 'list_participants',
+    input: () => ({}),
+    text: (ps) => (ps.length === 0 ? 'nobody yet' : ps.map(participantLine).join('\n')),
+  }),
   watch: {
     usage: 'watch [--type EVENT,...]',
     summary: 'print the events you may see as JSON lines, until interrupted',
@@ -364,13 +337,11 @@ export const COMMANDS: Record<string, Command> = {
       return watchEvents(ctx, types)
     },
   },
-  report: {
+  report: operation({
     usage: 'report',
     summary: "the space's activity report",
-    options: {},
-    run: async (_v, _args, ctx) => {
-      await perform(ctx, 'report', {}, (r) => r.text)
-      return EXIT.ok
-    },
-  },
+    name: 'report',
+    input: () => ({}),
+    text: (r) => r.text,
+  }),
 }
