@@ -9,7 +9,6 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Auth } from './auth.ts'
 import { ConfigError, isLoopbackHost, parseConfig, USAGE } from './config.ts'
-import { DEFAULT_DASHBOARD_DIR } from './dashboard-files.ts'
 import { stderrLogger } from './logger.ts'
 import { Relay } from './relay.ts'
 
@@ -82,8 +81,8 @@ if (parsed.help) {
   try {
     const { url } = await relay.start()
     process.stdout.write(`chorus relay listening on ${url}\n`)
-    if (config.dashboard !== false) {
-      const dir = config.dashboard ?? DEFAULT_DASHBOARD_DIR
+    const dir = relay.dashboardDir
+    if (dir !== undefined) {
       if (existsSync(join(dir, 'index.html'))) stderrLogger.info(`dashboard at ${url}/`)
       else stderrLogger.warn(`no dashboard is built in ${dir}; npm start builds it (or npm run build)`)
     }

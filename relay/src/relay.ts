@@ -216,6 +216,11 @@ export class Relay {
     this.dashboard = options.dashboard === false ? undefined : new DashboardFiles(options.dashboard ?? DEFAULT_DASHBOARD_DIR)
   }
 
+  /** The folder of the dashboard it serves at `/`, if any. */
+  get dashboardDir(): string | undefined {
+    return this.dashboard?.dir
+  }
+
   /** `http://HOST:PORT` once started. */
   get url(): string | undefined {
     return this.running?.url
