@@ -1,7 +1,7 @@
 import { ChorusError } from './errors.ts'
 import { RelayLeaseClient } from './leases/relay-client.ts'
 import type { ReplicatorOptions } from './replicator.ts'
-import { RESTRICTED_CHANNELS, type ParticipantKind, type RestrictedChannel } from './schema.ts'
+import { restrictedChannelOf, type ParticipantKind, type RestrictedChannel } from './schema.ts'
 import { connectSpace, type SpaceConnection } from './space-sync.ts'
 import { Space, type SpaceOptions } from './space.ts'
 import { syncUrl, WebSocketTransport, type WebSocketConstructor, type WebSocketTransportOptions } from './transports/websocket-transport.ts'
@@ -55,7 +55,7 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
   const { relay, token, participant, transport, replicator, WebSocket: WS, ...spaceOptions } = options
   const leases = new RelayLeaseClient({ relay, ...(token === undefined ? {} : { token }), ...(WS === undefined ? {} : { WebSocket: WS }) })
   const space = new Space({ ...spaceOptions, id: options.space, leases })
-  const mine = participant === undefined ? undefined : channelFor(participant.kind)
+  const mine = participant === undefined ? undefined : restrictedChannelOf(participant.kind)
   let connection: SpaceConnection
   const transports = new Map<string, WebSocketTransport>()
   try {
@@ -96,9 +96,4 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
       space.destroy()
     },
   }
-}
-
-function channelFor(kind: ParticipantKind): RestrictedChannel | undefined {
-  for (const [channel, k] of Object.entries(RESTRICTED_CHANNELS)) if (k === kind) return channel as RestrictedChannel
-  return undefined
 }

@@ -15,6 +15,10 @@ export const STANDARD_CHANNELS = ['general', 'urgent', 'technical', 'strategic',
 export const RESTRICTED_CHANNELS = { 'ai-only': 'ai', 'human-only': 'human' } as const
 export type RestrictedChannel = keyof typeof RESTRICTED_CHANNELS
 
+/** The restricted channel participants of `kind` read (`ai-only` for an ai, `human-only` for a human), if any. */
+export const restrictedChannelOf = (kind: ParticipantKind): RestrictedChannel | undefined =>
+  (Object.keys(RESTRICTED_CHANNELS) as RestrictedChannel[]).find((c) => RESTRICTED_CHANNELS[c] === kind)
+
 export const VOTES = ['for', 'against', 'abstain'] as const
 export type Vote = (typeof VOTES)[number]
 

@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { openRelaySpace, RESTRICTED_CHANNELS, type ParticipantKind, type RelaySpace, type RelaySpaceOptions, type RestrictedChannel } from '@chorus/sync'
+import { openRelaySpace, RESTRICTED_CHANNELS, restrictedChannelOf, type ParticipantKind, type RelaySpace, type RelaySpaceOptions, type RestrictedChannel } from '@chorus/sync'
 import { OfflineCache } from './offline-cache.ts'
 
 /**
@@ -27,11 +27,8 @@ export interface BrowserSpace extends RelaySpace {
 
 /** The documents a participant of `kind` holds: the main one and the restricted channel of its kind, if any. */
 const documentsFor = (space: string, kind: ParticipantKind): { main: Y.Doc; restricted: Partial<Record<RestrictedChannel, Y.Doc>> } => {
-  const restricted: Partial<Record<RestrictedChannel, Y.Doc>> = {}
-  for (const [channel, k] of Object.entries(RESTRICTED_CHANNELS) as Array<[RestrictedChannel, ParticipantKind]>) {
-    if (k === kind) restricted[channel] = new Y.Doc({ guid: `${space}#${channel}` })
-  }
-  return { main: new Y.Doc({ guid: space }), restricted }
+  const channel = restrictedChannelOf(kind)
+  return { main: new Y.Doc({ guid: space }), restricted: channel === undefined ? {} : { [channel]: new Y.Doc({ guid: `${space}#${channel}` }) } }
 }
 
 /**

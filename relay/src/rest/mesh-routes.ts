@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { z } from 'zod'
-import { ChorusError, idSchema, RESTRICTED_CHANNELS, type ParticipantKind } from '@chorus/sync'
+import { ChorusError, idSchema, restrictedChannelOf, type ParticipantKind } from '@chorus/sync'
 import type { Membership } from '@chorus/p2p'
 import { checkActingAs, checkSpaceAccess, type Caller } from '../auth.ts'
 import type { RelayMesh } from '../mesh.ts'
@@ -40,7 +40,8 @@ export function addMeshRoutes(router: Router, context: MeshRoutesContext): void 
       const kind: ParticipantKind | undefined = caller.open ? await context.registeredKind(space, body.entity_id) : caller.identity.kind
       if (kind === undefined) throw new ChorusError('not_found', `${body.entity_id} has not joined ${space}; join, then ask for a membership`)
       const expiresAt = context.credentialMs === null ? null : context.now() + context.credentialMs
-      const docs = [space, ...Object.entries(RESTRICTED_CHANNELS).filter(([, only]) => only === kind).map(([channel]) => `${space}#${channel}`)]
+      const channel = restrictedChannelOf(kind)
+      const docs = channel === undefined ? [space] : [space, `${space}#${channel}`]
       const memberships: Membership[] = docs.map((doc) => mesh.membership(doc, body.peer_id, body.entity_id, kind, expiresAt))
       return { memberships, relay: { peer_id: mesh.peer.peerId, multiaddrs: mesh.multiaddrs } }
     })
