@@ -5,10 +5,10 @@ import { builtinModules } from 'node:module'
 import tseslint from 'typescript-eslint'
 
 const crossPackage = { group: ['../../*/src/*', '../../../packages/*'], message: 'Import another package by its name, not by a relative path.' }
-const nodeOnly = {
-  group: ['node:*', ...builtinModules.filter((m) => !m.startsWith('_')), '@chorus/sync/sqlite', '@chorus/sync/stream', '@chorus/p2p', '@chorus/relay'],
-  message: 'Browser code: Node modules (and the Node-only parts of Chorus) are not available here.',
-}
+const browserOnly = 'Browser code: Node modules (and the Node-only parts of Chorus) are not available here.'
+// Node's modules by exact name: as a pattern, `events` or `stream` would also match a folder of that name.
+const nodeModules = builtinModules.filter((m) => !m.startsWith('_') && !m.startsWith('node:')).map((name) => ({ name, message: browserOnly }))
+const nodeOnly = { group: ['node:*', '@chorus/sync/sqlite', '@chorus/sync/stream', '@chorus/p2p', '@chorus/relay'], message: browserOnly }
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**'] },
@@ -29,7 +29,7 @@ export default tseslint.config(
     files: ['packages/web/src/**/*.ts', 'dashboard/src/**/*.{ts,tsx}', 'packages/sync/src/**/*.ts'],
     ignores: ['packages/sync/src/store/sqlite-store.ts', 'packages/sync/src/transports/stream-transport.ts', 'packages/sync/src/testing/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [crossPackage, nodeOnly] }],
+      'no-restricted-imports': ['error', { paths: nodeModules, patterns: [crossPackage, nodeOnly] }],
     },
   },
   {

@@ -150,7 +150,7 @@ describe('StreamTransport between processes', () => {
     const child = `
       import * as Y from 'yjs'
       import { Awareness } from 'y-protocols/awareness'
-      import { Replicator } from ${JSON.stringify(src('replicator.ts'))}
+      import { Replicator } from ${JSON.stringify(src('sync/replicator.ts'))}
       import { StreamTransport } from ${JSON.stringify(src('transports/stream-transport.ts'))}
       const doc = new Y.Doc()
       const awareness = new Awareness(doc)

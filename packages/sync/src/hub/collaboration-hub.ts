@@ -1,13 +1,13 @@
 import type { Clock } from '../clock.ts'
 import { ChorusError, isChorusError } from '../errors.ts'
-import type { ChorusEvent, EventType } from '../events.ts'
-import type { LeaseClient } from '../lease-client.ts'
+import type { ChorusEvent, EventType } from '../events/events.ts'
+import type { LeaseClient } from '../leases/lease-client.ts'
 import { LocalLeaseClient } from '../leases/local-client.ts'
-import { HUB_KIND_NAMES } from '../report.ts'
+import { HUB_KIND_NAMES } from './report.ts'
 import { PRIORITIES, type Json, type Message, type ParticipantKind, type Priority } from '../schema.ts'
-import { openRelaySpace } from '../relay-space.ts'
-import { Space } from '../space.ts'
-import type { StateMode } from '../state.ts'
+import { openRelaySpace } from '../transports/relay-space.ts'
+import { Space } from '../space/space.ts'
+import type { StateMode } from '../space/state.ts'
 
 /** Participant types as the collaboration hub named them, plus Chorus's own kinds. */
 export type HubParticipantType = 'human' | 'ai_instance' | 'computer' | 'service' | ParticipantKind

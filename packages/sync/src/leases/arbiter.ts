@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.ts'
 import { ChorusError } from '../errors.ts'
-import type { GrantSigner } from '../grants.ts'
-import { checkLeaseDuration, type LeaseRequest } from '../lease-client.ts'
+import type { GrantSigner } from './grants.ts'
+import { checkLeaseDuration, type LeaseRequest } from './lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 
 /** A grant the arbiter considers live, with its expiry on the arbiter's clock. */

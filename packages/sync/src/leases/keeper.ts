@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts'
 import { isChorusError } from '../errors.ts'
-import { MIN_LEASE_MS, type LeaseClient } from '../lease-client.ts'
+import { MIN_LEASE_MS, type LeaseClient } from './lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 
 export interface KeepOptions {

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../clock.ts'
-import { createGrantSigner, generateSecretKey } from '../grants.ts'
-import type { LeaseClient, LeaseLossReason, LeaseRequest } from '../lease-client.ts'
+import { createGrantSigner, generateSecretKey } from './grants.ts'
+import type { LeaseClient, LeaseLossReason, LeaseRequest } from './lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 import { LeaseArbiter } from './arbiter.ts'
 

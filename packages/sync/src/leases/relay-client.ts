@@ -8,7 +8,7 @@
  */
 import { systemClock, type Clock } from '../clock.ts'
 import { ChorusError, isChorusError } from '../errors.ts'
-import type { LeaseClient, LeaseLossReason, LeaseRequest } from '../lease-client.ts'
+import type { LeaseClient, LeaseLossReason, LeaseRequest } from './lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 import { LEASE_PATH, MAX_LEASE_FRAME_BYTES, type LeaseLostPush, type LeaseWireReply } from './wire.ts'
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import type { ChorusErrorCode } from '../errors.ts'
-import type { LeaseLossReason } from '../lease-client.ts'
+import type { LeaseLossReason } from './lease-client.ts'
 import { LIMITS, type LeaseGrant } from '../schema.ts'
 import { idSchema } from '../validate.ts'
 

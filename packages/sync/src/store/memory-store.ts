@@ -4,7 +4,7 @@
  * its buffers can never change what is stored.
  */
 import { ChorusError } from '../errors.ts'
-import type { Store, StoredSpace } from '../store.ts'
+import type { Store, StoredSpace } from './store.ts'
 
 interface SpaceLog {
   snapshot: Uint8Array | undefined

@@ -41,7 +41,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite'
 import { ChorusError } from '../errors.ts'
-import type { GroupCommitStore, StoredSpace } from '../store.ts'
+import type { GroupCommitStore, StoredSpace } from './store.ts'
 import { checkCompaction } from './memory-store.ts'
 
 /** The schema this code writes; a file with a higher version was written by newer code and is refused. */

@@ -13,7 +13,7 @@
 import * as prng from 'lib0/prng'
 import * as random from 'lib0/random'
 import { ChorusError } from '../errors.ts'
-import type { PeerId, Transport, TransportListener } from '../transport.ts'
+import type { PeerId, Transport, TransportListener } from '../transports/transport.ts'
 
 export interface MemoryNetworkOptions {
   /** Seed of every random choice; random (and readable as `network.seed`) when omitted. */

@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { isChorusError } from '../errors.ts'
-import type { Store } from '../store.ts'
+import type { Store } from '../store/store.ts'
 
 export interface StoreHarness {
   store: Store

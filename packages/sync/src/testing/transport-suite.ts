@@ -17,8 +17,8 @@ import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import * as prng from 'lib0/prng'
-import { Replicator } from '../replicator.ts'
-import type { PeerId, Transport, TransportListener, TransportStatus } from '../transport.ts'
+import { Replicator } from '../sync/replicator.ts'
+import type { PeerId, Transport, TransportListener, TransportStatus } from '../transports/transport.ts'
 import { Signal } from './signal.ts'
 
 export interface TransportTestSetup {

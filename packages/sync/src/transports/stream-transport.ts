@@ -16,7 +16,7 @@
 import type { Readable, Writable } from 'node:stream'
 import * as encoding from 'lib0/encoding'
 import { ChorusError } from '../errors.ts'
-import type { PeerId, Transport, TransportListener } from '../transport.ts'
+import type { PeerId, Transport, TransportListener } from './transport.ts'
 
 export const defaultMaxMessageBytes = 16 * 1024 * 1024
 

@@ -14,7 +14,7 @@
  */
 import { systemClock, type Clock } from '../clock.ts'
 import { ChorusError } from '../errors.ts'
-import type { PeerId, Transport, TransportListener, TransportStatus } from '../transport.ts'
+import type { PeerId, Transport, TransportListener, TransportStatus } from './transport.ts'
 
 export const defaultMaxMessageBytes = 16 * 1024 * 1024
 export const defaultBackoffBaseMs = 250

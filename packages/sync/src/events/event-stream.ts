@@ -1,12 +1,12 @@
 import type * as Y from 'yjs'
-import type { SpaceCore } from './core.ts'
-import { ChorusError } from './errors.ts'
+import type { SpaceCore } from '../space/core.ts'
+import { ChorusError } from '../errors.ts'
 import { EVENT_TYPES, type ActivityRecord, type ChorusEvent, type EventType, type HistoryQuery } from './events.ts'
-import type { LeaseClient } from './lease-client.ts'
-import { compareEntries, newestFirst, readEntry, type LogEntry } from './log.ts'
-import type { Message, Resource, Vote } from './schema.ts'
+import type { LeaseClient } from '../leases/lease-client.ts'
+import { compareEntries, newestFirst, readEntry, type LogEntry } from '../space/log.ts'
+import type { Message, Resource, Vote } from '../schema.ts'
 import { conflictEvents, stateEvent, stateEvents, voteEvent, voteEvents } from './derived-events.ts'
-import { STORE_ORIGIN } from './store.ts'
+import { STORE_ORIGIN } from '../store/store.ts'
 
 type Handler = (event: ChorusEvent) => void
 

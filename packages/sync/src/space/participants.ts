@@ -2,8 +2,8 @@ import * as Y from 'yjs'
 import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { readParticipant } from './core.ts'
-import { LIMITS, type Json, type Participant, type ParticipantKind } from './schema.ts'
-import { channelSchema, checkId, checkJsonSize, idSchema, jsonSchema, kindSchema, nameSchema, parse } from './validate.ts'
+import { LIMITS, type Json, type Participant, type ParticipantKind } from '../schema.ts'
+import { channelSchema, checkId, checkJsonSize, idSchema, jsonSchema, kindSchema, nameSchema, parse } from '../validate.ts'
 
 export interface JoinOptions {
   /** Stable id; reuse it to rejoin as the same participant. Generated from the name when absent. */

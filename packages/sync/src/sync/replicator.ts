@@ -12,8 +12,8 @@ import { ObservableV2 } from 'lib0/observable'
 import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import type { Awareness } from 'y-protocols/awareness'
-import { ChorusError } from './errors.ts'
-import type { PeerId, Transport, TransportListener } from './transport.ts'
+import { ChorusError } from '../errors.ts'
+import type { PeerId, Transport, TransportListener } from '../transports/transport.ts'
 
 export const messageSync = 0
 export const messageAwareness = 1

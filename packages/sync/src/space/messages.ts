@@ -2,10 +2,10 @@ import type * as Y from 'yjs'
 import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
 import { LOCAL_ORIGIN } from './core.ts'
-import { ChorusError } from './errors.ts'
+import { ChorusError } from '../errors.ts'
 import { compareEntries, newestFirst, parseEntryId, readEntry, type JsonLog, type LogEntry } from './log.ts'
-import { LIMITS, RESTRICTED_CHANNELS, type Message, type Participant, type Priority, type RestrictedChannel } from './schema.ts'
-import { channelSchema, checkId, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
+import { LIMITS, RESTRICTED_CHANNELS, type Message, type Participant, type Priority, type RestrictedChannel } from '../schema.ts'
+import { channelSchema, checkId, checkSize, idSchema, parse, prioritySchema } from '../validate.ts'
 
 export interface SendOptions {
   from: string

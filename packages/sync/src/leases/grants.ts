@@ -1,6 +1,6 @@
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { fromBase64Url, toBase64Url } from './base64.ts'
-import type { LeaseGrant } from './schema.ts'
+import type { LeaseGrant } from '../schema.ts'
 
 /**
  * Signed lease grants (L7). The relay signs (space, key, holder, token, duration) with its Ed25519 key; every

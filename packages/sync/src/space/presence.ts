@@ -1,5 +1,5 @@
 import { Awareness } from 'y-protocols/awareness'
-import type { Clock } from './clock.ts'
+import type { Clock } from '../clock.ts'
 import type { SpaceCore } from './core.ts'
 
 export type PresenceStatus = 'online' | 'idle' | 'offline'

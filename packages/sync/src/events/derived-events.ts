@@ -1,8 +1,8 @@
 import type * as Y from 'yjs'
 import type { ChorusEvent } from './events.ts'
-import { entryId } from './log.ts'
-import type { Resource, Vote } from './schema.ts'
-import { FIELD_SEP, type StateEntry } from './state.ts'
+import { entryId } from '../space/log.ts'
+import type { Resource, Vote } from '../schema.ts'
+import { FIELD_SEP, type StateEntry } from '../space/state.ts'
 
 /**
  * Events read straight from the records that hold them, rather than from the activity log: state updates and

@@ -1,6 +1,6 @@
-import type { ChorusEvent } from './events.ts'
-import type { Space } from './space.ts'
-import type { Json, ParticipantKind } from './schema.ts'
+import type { ChorusEvent } from '../events/events.ts'
+import type { Space } from '../space/space.ts'
+import type { Json, ParticipantKind } from '../schema.ts'
 
 /** The participant kinds in the collaboration hub's words, as its reports printed them. */
 export const HUB_KIND_NAMES: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_instance', computer: 'computer', service: 'service' }

@@ -1,5 +1,5 @@
-import { ChorusError } from './errors.ts'
-import type { LeaseGrant } from './schema.ts'
+import { ChorusError } from '../errors.ts'
+import type { LeaseGrant } from '../schema.ts'
 
 export const MAX_LEASE_MS = 10 * 60 * 1000
 export const MIN_LEASE_MS = 100

@@ -1,5 +1,5 @@
 import { persist, type Persistence, type PersistOptions } from './persistence.ts'
-import type { Space } from './space.ts'
+import type { Space } from '../space/space.ts'
 import type { Store } from './store.ts'
 
 /** Persistence of every document of a space. */

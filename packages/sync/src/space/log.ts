@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { ChorusError } from './errors.ts'
+import { ChorusError } from '../errors.ts'
 
 /**
  * An append-only log of JSON records kept in a Y.Text, one `<at>\t<json>\n` line per record.

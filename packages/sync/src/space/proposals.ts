@@ -1,9 +1,9 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
 import type { SpaceCore } from './core.ts'
-import { ChorusError } from './errors.ts'
-import { LIMITS, VOTES, type Proposal, type ProposalStatus, type Tally, type Vote } from './schema.ts'
-import { checkId, checkOneOf, checkSize, idSchema, parse } from './validate.ts'
+import { ChorusError } from '../errors.ts'
+import { LIMITS, VOTES, type Proposal, type ProposalStatus, type Tally, type Vote } from '../schema.ts'
+import { checkId, checkOneOf, checkSize, idSchema, parse } from '../validate.ts'
 
 export interface CreateProposalOptions {
   title: string

@@ -1,4 +1,4 @@
-import type { Json, Message } from './schema.ts'
+import type { Json, Message } from '../schema.ts'
 
 /** Every kind of event a space produces. All but `lease_lost` are derived from the document. */
 export const EVENT_TYPES = [

@@ -1,6 +1,6 @@
-import type { ChorusEvent, EventType } from './events.ts'
+import type { ChorusEvent, EventType } from '../events/events.ts'
 import type { PresenceInfo } from './presence.ts'
-import type { Json, Message, Priority, Proposal, Resource, Task, Vote } from './schema.ts'
+import type { Json, Message, Priority, Proposal, Resource, Task, Vote } from '../schema.ts'
 import type { Space } from './space.ts'
 import type { StateMode } from './state.ts'
 import type { CreateProposalOptions } from './proposals.ts'

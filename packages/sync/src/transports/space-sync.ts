@@ -1,6 +1,6 @@
 import { Awareness } from 'y-protocols/awareness'
-import { Replicator, type ReplicatorOptions } from './replicator.ts'
-import type { Space, SpaceDocument } from './space.ts'
+import { Replicator, type ReplicatorOptions } from '../sync/replicator.ts'
+import type { Space, SpaceDocument } from '../space/space.ts'
 import type { Transport } from './transport.ts'
 
 /** The replicators that share one space's documents over transports. */

@@ -1,9 +1,9 @@
 import type * as Y from 'yjs'
 import type { SpaceCore } from './core.ts'
-import { ChorusError } from './errors.ts'
-import { assertJson, copyJson } from './json.ts'
-import { LIMITS, type Json } from './schema.ts'
-import { checkSize } from './validate.ts'
+import { ChorusError } from '../errors.ts'
+import { assertJson, copyJson } from '../json.ts'
+import { LIMITS, type Json } from '../schema.ts'
+import { checkSize } from '../validate.ts'
 
 export type StateMode = 'merge' | 'replace'
 

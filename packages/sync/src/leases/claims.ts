@@ -1,5 +1,5 @@
 import type * as Y from 'yjs'
-import type { LeaseGrant, RecordedGrant } from './schema.ts'
+import type { LeaseGrant, RecordedGrant } from '../schema.ts'
 
 /**
  * Leases recorded in the document (task claims, resource locks) and the rule that picks the one in force (L8):

@@ -1,12 +1,12 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { resolveGrant, writtenUnderGrant } from './claims.ts'
-import { checkLeaseDuration, DEFAULT_LOCK_MS } from './lease-client.ts'
+import { resolveGrant, writtenUnderGrant } from '../leases/claims.ts'
+import { checkLeaseDuration, DEFAULT_LOCK_MS } from '../leases/lease-client.ts'
 import type { SpaceCore } from './core.ts'
-import { ChorusError } from './errors.ts'
-import { assertJson, copyJson } from './json.ts'
-import { LIMITS, type Json, type LeaseGrant, type RecordedGrant, type Resource, type ResourceConflict, type ResourceKind, type Revision } from './schema.ts'
-import { checkId, checkJsonSize, idSchema, nameSchema, parse } from './validate.ts'
+import { ChorusError } from '../errors.ts'
+import { assertJson, copyJson } from '../json.ts'
+import { LIMITS, type Json, type LeaseGrant, type RecordedGrant, type Resource, type ResourceConflict, type ResourceKind, type Revision } from '../schema.ts'
+import { checkId, checkJsonSize, idSchema, nameSchema, parse } from '../validate.ts'
 
 export interface CreateResourceOptions {
   name: string

@@ -16,7 +16,7 @@
  * fan-out until the commit; without the option nothing changes.
  */
 import * as Y from 'yjs'
-import { ChorusError } from './errors.ts'
+import { ChorusError } from '../errors.ts'
 import { isGroupCommitStore, STORE_ORIGIN, type Store } from './store.ts'
 
 export interface PersistOptions {

@@ -1,13 +1,13 @@
 import * as Y from 'yjs'
-import type { Clock } from './clock.ts'
-import { ChorusError } from './errors.ts'
-import type { ActivityRecord } from './events.ts'
-import { createGrantVerifier } from './grants.ts'
-import type { LeaseClient } from './lease-client.ts'
-import { LeaseKeeper } from './leases/keeper.ts'
+import type { Clock } from '../clock.ts'
+import { ChorusError } from '../errors.ts'
+import type { ActivityRecord } from '../events/events.ts'
+import { createGrantVerifier } from '../leases/grants.ts'
+import type { LeaseClient } from '../leases/lease-client.ts'
+import { LeaseKeeper } from '../leases/keeper.ts'
 import { compareEntries, JsonLog, readEntry, type LogEntry } from './log.ts'
-import { copyJson } from './json.ts'
-import { ROOT, RESTRICTED_CHANNELS, type LeaseGrant, type Participant, type RestrictedChannel } from './schema.ts'
+import { copyJson } from '../json.ts'
+import { ROOT, RESTRICTED_CHANNELS, type LeaseGrant, type Participant, type RestrictedChannel } from '../schema.ts'
 
 /** Marks transactions made through this replica's API (as opposed to remote or stored updates). */
 export const LOCAL_ORIGIN: unique symbol = Symbol.for('chorus.local')

@@ -1,14 +1,14 @@
 import * as Y from 'yjs'
 import { z } from 'zod'
-import { resolveGrant, writtenUnderGrant } from './claims.ts'
-import { checkLeaseDuration, DEFAULT_CLAIM_MS } from './lease-client.ts'
+import { resolveGrant, writtenUnderGrant } from '../leases/claims.ts'
+import { checkLeaseDuration, DEFAULT_CLAIM_MS } from '../leases/lease-client.ts'
 import type { SpaceCore } from './core.ts'
-import { ChorusError } from './errors.ts'
+import { ChorusError } from '../errors.ts'
 import { readEntry } from './log.ts'
-import type { ActivityRecord } from './events.ts'
-import { LIMITS, TASK_STATUSES, type Json, type LeaseGrant, type Priority, type RecordedGrant, type Task, type TaskStatus, type TaskTransition } from './schema.ts'
-import { assertJson, copyJson } from './json.ts'
-import { checkId, checkJsonSize, checkSize, idSchema, parse, prioritySchema } from './validate.ts'
+import type { ActivityRecord } from '../events/events.ts'
+import { LIMITS, TASK_STATUSES, type Json, type LeaseGrant, type Priority, type RecordedGrant, type Task, type TaskStatus, type TaskTransition } from '../schema.ts'
+import { assertJson, copyJson } from '../json.ts'
+import { checkId, checkJsonSize, checkSize, idSchema, parse, prioritySchema } from '../validate.ts'
 
 export interface CreateTaskOptions {
   title: string

@@ -1,10 +1,10 @@
-import { ChorusError } from './errors.ts'
-import { RelayLeaseClient } from './leases/relay-client.ts'
-import type { ReplicatorOptions } from './replicator.ts'
-import { restrictedChannelOf, type ParticipantKind, type RestrictedChannel } from './schema.ts'
+import { ChorusError } from '../errors.ts'
+import { RelayLeaseClient } from '../leases/relay-client.ts'
+import type { ReplicatorOptions } from '../sync/replicator.ts'
+import { restrictedChannelOf, type ParticipantKind, type RestrictedChannel } from '../schema.ts'
 import { connectSpace, type SpaceConnection } from './space-sync.ts'
-import { Space, type SpaceOptions } from './space.ts'
-import { syncUrl, WebSocketTransport, type WebSocketConstructor, type WebSocketTransportOptions } from './transports/websocket-transport.ts'
+import { Space, type SpaceOptions } from '../space/space.ts'
+import { syncUrl, WebSocketTransport, type WebSocketConstructor, type WebSocketTransportOptions } from './websocket-transport.ts'
 
 export interface RelaySpaceOptions extends Omit<SpaceOptions, 'id' | 'leases'> {
   /** The relay: `http://host:port` (or https, ws, wss). */
