@@ -1,4 +1,4 @@
-// Type-aware lint for the whole workspace (import cycles are checked by dpdm in `npm run lint`).
+// Type-aware lint for the whole workspace (import cycles, type-only imports included, are checked by dpdm in `npm run lint`).
 // Code that runs in browsers (@chorus/web, the dashboard, and the parts of @chorus/sync they load) may not import
 // Node's modules.
 import { builtinModules } from 'node:module'

@@ -6,7 +6,7 @@
  *
  *   node examples/figure-8.ts
  */
-import { connectSpace, isChorusError, LocalLeaseClient, ManualClock, Space, type Member, type SpaceConnection } from '@chorus/sync'
+import { activityReport, connectSpace, isChorusError, LocalLeaseClient, ManualClock, Space, type Member, type SpaceConnection } from '@chorus/sync'
 import { MemoryNetwork } from '@chorus/sync/testing'
 import { check, finish } from './lib/check.ts'
 
@@ -114,7 +114,7 @@ check('the coordination messages reached every replica', nodes.every((n) => n.sp
 const reference = JSON.stringify(oracle.space.snapshot())
 check('all nine replicas hold an identical space', nodes.every((n) => JSON.stringify(n.space.snapshot()) === reference))
 
-console.log(oracle.space.report({ hubId: 'figure_8_loop' }))
+console.log(activityReport(oracle.space, { hubId: 'figure_8_loop' }))
 for (const n of nodes) {
   await n.connection.stop()
   n.space.destroy()

@@ -3,6 +3,7 @@
  * HTTP agent API and /mcp. Every write goes through the typed API (validation, leases, events) like any other.
  */
 import {
+  activityReport,
   ChorusError,
   DEFAULT_LOCK_MS,
   mayReadMessage,
@@ -103,7 +104,7 @@ export class SpaceAgent implements Agent {
         if (r === undefined) throw new ChorusError('not_found', `no resource "${i.resource}"`, { resource: i.resource })
         return this.me().unlock(r.id)
       },
-      report: () => ({ text: this.space.report({ visible: (e) => this.mayRead(e) }) }),
+      report: () => ({ text: activityReport(this.space, { visible: (e) => this.mayRead(e) }) }),
     }
   }
 

@@ -4,7 +4,8 @@
  * 124 wait timed out, 1 anything else). Errors go to stderr; with --json as one JSON line.
  */
 import { isChorusError } from '@chorus/sync/vocabulary'
-import { COMMANDS, type CommandContext, type Io } from './commands.ts'
+import { COMMANDS } from './commands.ts'
+import type { CommandContext, Io } from './context.ts'
 import { EXIT, exitCodeOf, UsageError } from './exit-codes.ts'
 import { connection, GLOBAL_OPTIONS, parse } from './options.ts'
 import { CLI_VERSION } from './version.ts'

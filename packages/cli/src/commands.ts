@@ -2,30 +2,14 @@
  * The commands. Each reads its arguments, performs one operation through the relay's agent API (or, for `watch`
  * and `mcp`, holds a connection) and prints the result: text for people, one JSON line with `--json`.
  */
-import { RelayAgent, type Input, type OperationName, type Results } from '@chorus/agent'
+import type { Input, OperationName, Results } from '@chorus/agent'
 import { EVENT_TYPES, PARTICIPANT_KINDS, PRIORITIES, PROPOSAL_STATUSES, TASK_STATUSES, VOTES, type EventType } from '@chorus/sync/vocabulary'
+import { agentOf, type CommandContext } from './context.ts'
 import { EXIT, UsageError } from './exit-codes.ts'
 import { messageLine, participantLine, proposalLine, taskLine, until, waitLine } from './format.ts'
 import { holdClaim } from './hold.ts'
-import { durationMs, integerOf, jsonOrText, numberOf, stringOf, timeOf, type Connection, type Values } from './options.ts'
+import { durationMs, integerOf, jsonOrText, numberOf, stringOf, timeOf, type Values } from './options.ts'
 import { watchEvents } from './watch.ts'
-
-export interface Io {
-  out(line: string): void
-  err(line: string): void
-  /** Everything on stdin, or undefined when stdin is a terminal. */
-  stdin(): Promise<string | undefined>
-  /** Aborted on SIGINT/SIGTERM. */
-  signal: AbortSignal
-}
-
-export interface CommandContext {
-  conn: Connection
-  io: Io
-  /** Arguments after `--` (the command `tasks claim --hold` runs). */
-  rest: string[]
-  env: Readonly<Record<string, string | undefined>>
-}
 
 type Options = Record<string, { type: 'string' | 'boolean'; short?: string }>
 
@@ -34,11 +18,6 @@ export interface Command {
   summary: string
   options: Options
   run(values: Values, args: string[], ctx: CommandContext): Promise<number>
-}
-
-export const agentOf = (conn: Connection): RelayAgent => {
-  if (conn.id === undefined) throw new UsageError('who are you? give --id or set CHORUS_ID (with tokens, the token’s participant)')
-  return new RelayAgent({ relay: conn.relay, space: conn.space, participant: conn.id, ...(conn.token === undefined ? {} : { token: conn.token }) })
 }
 
 const oneOf = <T extends string>(value: string | undefined, allowed: readonly T[], what: string): T | undefined => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import type { Input, RelayAgent } from '@chorus/agent'
 import { DEFAULT_CLAIM_MS } from '@chorus/sync/vocabulary'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 import { EXIT, exitCodeOf } from './exit-codes.ts'
 import { until } from './format.ts'
 

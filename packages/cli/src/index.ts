@@ -1,4 +1,5 @@
 /** @chorus/cli: the `chorus` command as a function, for embedding and tests. */
 export { run } from './cli.ts'
-export { COMMANDS, type Command, type CommandContext, type Io } from './commands.ts'
+export { COMMANDS, type Command } from './commands.ts'
+export type { CommandContext, Io } from './context.ts'
 export { EXIT, exitCodeOf, UsageError } from './exit-codes.ts'

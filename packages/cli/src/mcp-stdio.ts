@@ -1,8 +1,7 @@
 /** `chorus mcp`: the MCP tools over stdio, each call asked of the relay as CHORUS_ID. Nothing else goes to stdout. */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { createMcpServer } from '@chorus/agent/mcp'
-import type { CommandContext } from './commands.ts'
-import { agentOf } from './commands.ts'
+import { agentOf, type CommandContext } from './context.ts'
 import { EXIT } from './exit-codes.ts'
 import { CLI_VERSION } from './version.ts'
 

@@ -1,6 +1,6 @@
 /** `chorus watch`: the relay's event stream for you (`/spaces/<space>/ws/<id>`), one JSON line per event. */
 import type { EventType } from '@chorus/sync'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 import { EXIT, UsageError } from './exit-codes.ts'
 
 export const eventsUrl = (relay: string, space: string, id: string, token: string | undefined): string => {

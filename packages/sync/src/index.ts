@@ -18,8 +18,7 @@
  *
  * (test/sync/docs.test.ts runs this example.)
  */
-export { Space, type SpaceOptions, type SpaceDocument, type SpaceSnapshot } from './space/space.ts'
-export { Member } from './space/member.ts'
+export { Member, Space, type SpaceOptions, type SpaceDocument, type SpaceSnapshot } from './space/space.ts'
 export { ChorusError, isChorusError, type ChorusErrorCode } from './errors.ts'
 export { systemClock, ManualClock, type Clock } from './clock.ts'
 export * from './schema.ts'
@@ -38,8 +37,9 @@ export { LeaseArbiter, MemoryLeaseLedger, type LeaseLedger, type LiveLease } fro
 export { LocalLeaseClient } from './leases/local-client.ts'
 export { createGrantSigner, createGrantVerifier, generateSecretKey, grantPayload, type GrantSigner } from './leases/grants.ts'
 export { resolveGrant } from './leases/claims.ts'
-export { activityReport, HUB_ENTITY_TYPES, HUB_KIND_NAMES } from './hub/report.ts'
-export { CollaborationHub, type HubParticipant, type HubParticipantType, type HubStatus } from './hub/collaboration-hub.ts'
+export { activityReport } from './hub/report.ts'
+export { ENTITY_KINDS, ENTITY_TYPES, HUB_ENTITY_TYPES, HUB_KIND_NAMES, kindOfEntityType, type HubParticipantType } from './hub/words.ts'
+export { CollaborationHub, type HubParticipant, type HubStatus } from './hub/collaboration-hub.ts'
 export { connectSpace, type SpaceConnection } from './transports/space-sync.ts'
 export {
   Replicator,

@@ -18,31 +18,11 @@ import {
   type Task,
 } from '@chorus/sync'
 
-/**
- * Entity types the hubs used (the coordination hub's `ai_agent`, `session`; the collaboration hub's
- * `ai_instance`), and Chorus's own kinds, each mapped to a kind. A coding-agent session is an AI.
- * Matched case-insensitively.
- */
-export const ENTITY_KINDS: Readonly<Record<string, ParticipantKind>> = {
-  human: 'human',
-  ai: 'ai',
-  ai_agent: 'ai',
-  ai_instance: 'ai',
-  session: 'ai',
-  computer: 'computer',
-  service: 'service',
-}
-
-export const ENTITY_TYPES = Object.keys(ENTITY_KINDS)
+/** The entity types the hubs used and the kind each stands for: one table, in @chorus/sync. */
+export { ENTITY_KINDS, ENTITY_TYPES, kindOfEntityType } from '@chorus/sync'
 
 /** The metadata key that keeps the entity type a participant registered with. */
 export const ENTITY_TYPE_KEY = 'entity_type'
-
-
-export const kindOfEntityType = (type: string): ParticipantKind | undefined => {
-  const key = type.trim().toLowerCase()
-  return Object.hasOwn(ENTITY_KINDS, key) ? ENTITY_KINDS[key] : undefined
-}
 
 /** The kind a restricted channel is for; undefined for open channels (own keys only: `constructor` is a channel name). */
 export const restrictedTo = (channel: string): ParticipantKind | undefined =>

@@ -3,16 +3,12 @@ import { ChorusError, isChorusError } from '../errors.ts'
 import type { ChorusEvent, EventType } from '../events/events.ts'
 import type { LeaseClient } from '../leases/lease-client.ts'
 import { LocalLeaseClient } from '../leases/local-client.ts'
-import { HUB_KIND_NAMES } from './report.ts'
-import { PRIORITIES, type Json, type Message, type ParticipantKind, type Priority } from '../schema.ts'
-import { openRelaySpace } from '../transports/relay-space.ts'
+import { PRIORITIES, type Json, type Message, type Priority } from '../schema.ts'
 import { Space } from '../space/space.ts'
 import type { StateMode } from '../space/state.ts'
-
-/** Participant types as the collaboration hub named them, plus Chorus's own kinds. */
-export type HubParticipantType = 'human' | 'ai_instance' | 'computer' | 'service' | ParticipantKind
-
-const KINDS: Record<string, ParticipantKind> = { human: 'human', ai_instance: 'ai', ai: 'ai', computer: 'computer', service: 'service' }
+import { openRelaySpace } from '../transports/relay-space.ts'
+import { activityReport } from './report.ts'
+import { HUB_KIND_NAMES, PARTICIPANT_TYPE_KINDS, type HubParticipantType } from './words.ts'
 
 export interface HubParticipant {
   id: string
@@ -83,8 +79,8 @@ export class CollaborationHub {
 
   /** Adds a participant and returns its id. */
   addParticipant(name: string, type: HubParticipantType, metadata: Record<string, Json> = {}, id?: string): string {
-    const kind = KINDS[type]
-    if (kind === undefined) throw new ChorusError('invalid_input', `participant type must be one of ${Object.keys(KINDS).join(', ')}, got "${type}"`)
+    const kind = Object.hasOwn(PARTICIPANT_TYPE_KINDS, type) ? PARTICIPANT_TYPE_KINDS[type] : undefined
+    if (kind === undefined) throw new ChorusError('invalid_input', `participant type must be one of ${Object.keys(PARTICIPANT_TYPE_KINDS).join(', ')}, got "${type}"`)
     return this.space.join({ name, kind, metadata, ...(id === undefined ? {} : { id }) }).id
   }
 
@@ -197,7 +193,7 @@ export class CollaborationHub {
   }
 
   generateActivityReport(): string {
-    return this.space.report({ hubId: this.hubId })
+    return activityReport(this.space, { hubId: this.hubId })
   }
 
   /** Stops syncing (for a connected hub) and destroys the space. */

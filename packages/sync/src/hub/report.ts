@@ -1,12 +1,7 @@
 import type { ChorusEvent } from '../events/events.ts'
+import type { Json } from '../schema.ts'
 import type { Space } from '../space/space.ts'
-import type { Json, ParticipantKind } from '../schema.ts'
-
-/** The participant kinds in the collaboration hub's words, as its reports printed them. */
-export const HUB_KIND_NAMES: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_instance', computer: 'computer', service: 'service' }
-
-/** The coordination hub's `entity_type` for each kind (its REST API registers and reports entities with it). */
-export const HUB_ENTITY_TYPES: Record<ParticipantKind, string> = { human: 'human', ai: 'ai_agent', computer: 'computer', service: 'service' }
+import { HUB_KIND_NAMES } from './words.ts'
 
 const RULE = '='.repeat(50)
 
