@@ -1,7 +1,7 @@
 /**
  * A Store keeps the updates of spaces durable: an append-only log per space plus compaction into a snapshot.
- * Implementations: `MemoryStore` (tests), `SqliteStore` (an agent's offline cache, the relay's store),
- * IndexedDB in the browser.
+ * Implementations: `MemoryStore` (tests), `SqliteStore` (an agent's offline cache, the relay's store). Browsers keep
+ * their documents in IndexedDB with y-indexeddb (`OfflineCache` in @chorus/web), which is not a Store.
  */
 
 export interface StoredSpace {
