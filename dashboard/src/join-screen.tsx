@@ -33,7 +33,7 @@ export function JoinScreen({ space: initialSpace, error: openError, onJoin }: Pr
     void checkToken(bearer).then((check) => {
       setChecking(false)
       if (!check.ok) return setError(check.problem)
-      onJoin({ name: trimmed, id: check.id ?? id, space: spaceName, ...(bearer === undefined ? {} : { token: bearer }) })
+      onJoin({ name: trimmed, id: check.id ?? id, space: spaceName, token: bearer })
     })
   }
 

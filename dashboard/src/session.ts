@@ -21,7 +21,7 @@ export async function openSession(identity: Identity, onStatus: (status: Connect
     relay: location.origin,
     space: identity.space,
     participant: { id: identity.id, kind: 'human' },
-    ...(identity.token === undefined ? {} : { token: identity.token }),
+    token: identity.token,
     onStatus,
   })
   try {

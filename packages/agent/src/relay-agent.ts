@@ -81,7 +81,7 @@ export class RelayAgent implements Agent {
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`
     let response: Response
     try {
-      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(input), ...(signal === undefined ? {} : { signal }) })
+      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(input), signal })
     } catch (e) {
       if (signal?.aborted === true) throw e
       throw new RelayUnreachableError(this.options.relay, e)

@@ -86,7 +86,7 @@ export class SpaceAgent implements Agent {
         this.me()
         return this.space.participants.list().map((p) => {
           const presence = this.space.presence.status(p.id)
-          return { ...p, presence: presence.status, lastSeen: presence.lastSeen, ...(presence.task === undefined ? {} : { working_on: presence.task }) }
+          return { ...p, presence: presence.status, lastSeen: presence.lastSeen, working_on: presence.task }
         })
       },
       lock_resource: async (i) => {

@@ -22,5 +22,5 @@ export interface CommandContext {
 
 export const agentOf = (conn: Connection): RelayAgent => {
   if (conn.id === undefined) throw new UsageError('who are you? give --id or set CHORUS_ID (with tokens, the token’s participant)')
-  return new RelayAgent({ relay: conn.relay, space: conn.space, participant: conn.id, ...(conn.token === undefined ? {} : { token: conn.token }) })
+  return new RelayAgent({ relay: conn.relay, space: conn.space, participant: conn.id, token: conn.token })
 }

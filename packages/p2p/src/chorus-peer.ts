@@ -163,7 +163,7 @@ export class ChorusPeer {
       connectionMonitor: { pingTimeout: { minTimeout: 30_000 } },
       peerDiscovery: discovery,
       services,
-      ...(options.connectionGater === undefined ? {} : { connectionGater: options.connectionGater }),
+      connectionGater: options.connectionGater,
     } as unknown as Libp2pOptions<Services>
     const node = await createLibp2p<Services>(config)
     const peer = new ChorusPeer(node, options)

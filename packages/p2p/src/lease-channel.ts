@@ -65,8 +65,8 @@ export function peerLeaseClient(peer: ChorusPeer, options: PeerLeaseClientOption
   if (peerIdFromString(options.relay.peerId).type !== 'Ed25519') throw new ChorusError('invalid_input', 'the relay peer id must be an Ed25519 one')
   return new RelayLeaseClient({
     channel: libp2pLeaseChannel(peer, options.relay, options.membership),
-    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
-    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
-    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    connectTimeoutMs: options.connectTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs,
+    clock: options.clock,
   })
 }

@@ -60,7 +60,7 @@ export async function openMeshSpace(options: MeshSpaceOptions): Promise<MeshSpac
       res = await fetch(`${base}${path}`, {
         method: body === undefined ? 'GET' : 'POST',
         headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        body: body === undefined ? undefined : JSON.stringify(body),
       })
     } catch (e) {
       throw new ChorusError('lease_unavailable', `could not reach the relay at ${base}: ${e instanceof Error ? e.message : String(e)}`)

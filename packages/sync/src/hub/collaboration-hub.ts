@@ -47,19 +47,14 @@ export class CollaborationHub {
    * participant there, and locks are the relay's leases (renewed while held, auto-unlocked at the timeout).
    */
   static async connect(options: { hubId: string; relay: string; token?: string; clock?: Clock }): Promise<CollaborationHub> {
-    const shared = await openRelaySpace({
-      relay: options.relay,
-      space: options.hubId,
-      ...(options.token === undefined ? {} : { token: options.token }),
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-    })
+    const shared = await openRelaySpace({ relay: options.relay, space: options.hubId, token: options.token, clock: options.clock })
     try {
       await shared.synced()
     } catch (e) {
       await shared.close()
       throw e
     }
-    const hub = new CollaborationHub({ hubId: options.hubId, space: shared.space, ...(options.clock === undefined ? {} : { clock: options.clock }) })
+    const hub = new CollaborationHub({ hubId: options.hubId, space: shared.space, clock: options.clock })
     hub.disconnect = () => shared.close()
     return hub
   }
@@ -69,11 +64,7 @@ export class CollaborationHub {
     this.clock = options.clock
     this.space =
       options.space ??
-      new Space({
-        id: options.hubId,
-        leases: options.leases ?? new LocalLeaseClient(options.clock === undefined ? {} : { clock: options.clock }),
-        ...(options.clock === undefined ? {} : { clock: options.clock }),
-      })
+      new Space({ id: options.hubId, leases: options.leases ?? new LocalLeaseClient({ clock: options.clock }), clock: options.clock })
     this.space.initialize()
   }
 
@@ -81,7 +72,7 @@ export class CollaborationHub {
   addParticipant(name: string, type: HubParticipantType, metadata: Record<string, Json> = {}, id?: string): string {
     const kind = Object.hasOwn(PARTICIPANT_TYPE_KINDS, type) ? PARTICIPANT_TYPE_KINDS[type] : undefined
     if (kind === undefined) throw new ChorusError('invalid_input', `participant type must be one of ${Object.keys(PARTICIPANT_TYPE_KINDS).join(', ')}, got "${type}"`)
-    return this.space.join({ name, kind, metadata, ...(id === undefined ? {} : { id }) }).id
+    return this.space.join({ name, kind, metadata, id }).id
   }
 
   removeParticipant(participantId: string): void {
@@ -92,11 +83,7 @@ export class CollaborationHub {
   sendMessage(senderId: string, content: string, recipientId?: string, priority: Priority | Uppercase<Priority> = 'normal', channel?: string): Message {
     const p = priority.toLowerCase() as Priority
     if (!PRIORITIES.includes(p)) throw new ChorusError('invalid_input', `priority must be one of ${PRIORITIES.join(', ')}, got "${priority}"`)
-    return this.space.member(senderId).send(content, {
-      priority: p,
-      ...(recipientId === undefined ? {} : { to: recipientId }),
-      ...(channel === undefined ? {} : { channel }),
-    })
+    return this.space.member(senderId).send(content, { priority: p, to: recipientId, channel })
   }
 
   updateSharedState(participantId: string, key: string, value: Json, mode: StateMode = 'replace'): void {
@@ -127,7 +114,7 @@ export class CollaborationHub {
   /** True when the edit was written; false when locked by another or `version` is not the current version. */
   editResource(resourceId: string, participantId: string, newData: Json, version?: number): boolean {
     try {
-      this.space.member(participantId).edit(resourceId, newData, version === undefined ? {} : { expectedVersion: version })
+      this.space.member(participantId).edit(resourceId, newData, { expectedVersion: version })
       return true
     } catch (e) {
       if (isChorusError(e, 'locked') || isChorusError(e, 'version_conflict')) return false
@@ -185,11 +172,7 @@ export class CollaborationHub {
 
   /** The newest `limit` events (oldest first), optionally of one type and/or one participant. */
   getRecentEvents(limit = 10, eventType?: EventType, participantId?: string): ChorusEvent[] {
-    return this.space.events.history({
-      limit,
-      ...(eventType === undefined ? {} : { type: eventType }),
-      ...(participantId === undefined ? {} : { participant: participantId }),
-    })
+    return this.space.events.history({ limit, type: eventType, participant: participantId })
   }
 
   generateActivityReport(): string {

@@ -125,7 +125,7 @@ export class RelayLeaseClient implements LeaseClient {
     const sentAt = this.clock.now()
     let reply: LeaseWireReply
     try {
-      reply = await this.request({ op: 'renew', grant, ...(duration === undefined ? {} : { duration }) })
+      reply = await this.request({ op: 'renew', grant, duration })
       const renewed = grantOf(reply)
       this.hold(renewed, sentAt)
       return renewed

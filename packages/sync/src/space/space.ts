@@ -83,19 +83,16 @@ export class Space {
       id,
       doc,
       clock: options.clock ?? systemClock,
-      ...(options.leases === undefined ? {} : { leases: options.leases }),
-      ...(options.verifyGrant === undefined ? {} : { verifyGrant: options.verifyGrant }),
-      ...(options.random === undefined ? {} : { random: options.random }),
-      ...(options.restricted === undefined ? {} : { restricted: options.restricted }),
+      leases: options.leases,
+      verifyGrant: options.verifyGrant,
+      random: options.random,
+      restricted: options.restricted,
     })
     this.core = core
     this.id = id
     this.doc = doc
     this.participants = new Participants(core)
-    this.presence = new Presence(core, {
-      ...(options.awareness === undefined ? {} : { awareness: options.awareness }),
-      ...(options.idleAfterMs === undefined ? {} : { idleAfterMs: options.idleAfterMs }),
-    })
+    this.presence = new Presence(core, { awareness: options.awareness, idleAfterMs: options.idleAfterMs })
     this.state = new SharedState(core)
     this.messages = new Messages(core)
     this.tasks = new Tasks(core)

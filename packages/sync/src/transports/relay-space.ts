@@ -53,7 +53,7 @@ export interface RelaySpace {
  */
 export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelaySpace> {
   const { relay, token, participant, transport, replicator, WebSocket: WS, ...spaceOptions } = options
-  const leases = new RelayLeaseClient({ relay, ...(token === undefined ? {} : { token }), ...(WS === undefined ? {} : { WebSocket: WS }) })
+  const leases = new RelayLeaseClient({ relay, token, WebSocket: WS })
   const space = new Space({ ...spaceOptions, id: options.space, leases })
   const mine = participant === undefined ? undefined : restrictedChannelOf(participant.kind)
   let connection: SpaceConnection
@@ -64,11 +64,8 @@ export async function openRelaySpace(options: RelaySpaceOptions): Promise<RelayS
       (d) => {
         const channel = d.name === space.id ? undefined : (d.name.slice(space.id.length + 1) as RestrictedChannel)
         if (channel !== undefined && channel !== mine) return undefined
-        const url = syncUrl(relay, d.name, {
-          ...(token === undefined ? {} : { token }),
-          ...(participant === undefined ? {} : { participant: participant.id }),
-        })
-        const t = new WebSocketTransport({ ...transport, url, ...(WS === undefined ? {} : { WebSocket: WS }) })
+        const url = syncUrl(relay, d.name, { token, participant: participant?.id })
+        const t = new WebSocketTransport({ ...transport, url, WebSocket: WS })
         transports.set(d.name, t)
         return t
       },
