@@ -1,7 +1,7 @@
 /**
  * A Store keeps the updates of spaces durable: an append-only log per space plus compaction into a snapshot.
  * Implementations: `MemoryStore` (tests), `SqliteStore` (an agent's offline cache, the relay's store),
- * IndexedDB in the browser.
+ * not IndexedDB: the browser keeps its documents with y-indexeddb instead (`OfflineCache` in @chorus/web).
  */
 
 export interface StoredSpace {
