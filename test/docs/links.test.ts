@@ -1,7 +1,8 @@
 /**
  * The repository stands alone: every relative link in a markdown file reaches a file of the repository (and, into
  * a markdown file, a heading it has), and every `*.md` file named in markdown, in a code comment or in a test's
- * name is one the repository holds. Files are those git knows (tracked, or new and not ignored).
+ * name is one the repository holds; and no markdown table is cut in two by a blank line. Files are those git knows
+ * (tracked, or new and not ignored).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
@@ -148,6 +149,18 @@ describe('the repository stands alone', () => {
     }
     expect(missing).toEqual([])
     expect(checked).toBeGreaterThan(20)
+  })
+
+  it('no markdown table is cut in two by a blank line (the rows after it would show as text)', () => {
+    const cut: string[] = []
+    for (const file of markdownFiles) {
+      const lines = withoutFences(read(file)).split('\n')
+      lines.forEach((line, i) => {
+        const startsTable = /^\s*\|[\s:|-]+\|\s*$/.test(lines[i + 1] ?? '')
+        if (line.startsWith('|') && lines[i - 1]?.trim() === '' && lines[i - 2]?.startsWith('|') === true && !startsTable) cut.push(`${file}:${i + 1}`)
+      })
+    }
+    expect(cut).toEqual([])
   })
 
   it('the checks themselves: anchors as GitHub makes them, links and names as they are written', () => {
