@@ -582,7 +582,7 @@ export class Relay {
   }
 
   /**
-   * A restricted-channel document (`team#ai-only`) goes only to participants of its kind (DESIGN.md). With tokens
+   * A restricted-channel document (`team#ai-only`) is served to its kind only (docs/ARCHITECTURE.md). With tokens
    * the kind is the token's; in open mode the client names itself with `?participant=<id>` and the kind is the
    * one that participant registered with in the space.
    */

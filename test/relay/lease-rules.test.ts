@@ -1,5 +1,5 @@
 /**
- * The lease rules L1–L10 (DESIGN.md, docs/LEASES.md), one `describe` each, asserted against a real relay on
+ * The lease rules L1–L10 (docs/LEASES.md), one `describe` each, asserted against a real relay on
  * 127.0.0.1 port 0 with a temporary data folder and a manual clock: over the `/leases` WebSocket (RelayLeaseClient),
  * over REST, and through Spaces that sync through the same relay. Expiry is driven by the clock and
  * `relay.leases.sweep()`, never by waiting.

@@ -1,5 +1,5 @@
 /**
- * The coordination hub's REST API on the relay (SEEDS.md §2): every route's success shape and error statuses, on
+ * The coordination hub's REST API on the relay (docs/HUBS.md): every route's success shape and error statuses, on
  * the default space and under `/spaces/<space>/`, over real HTTP against a relay on 127.0.0.1 port 0.
  */
 import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'

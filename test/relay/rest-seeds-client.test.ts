@@ -1,5 +1,5 @@
 /**
- * A plain HTTP client written the way SEEDS.md shows the coordination hub's API works unchanged against the relay:
+ * A plain HTTP client written as the coordination hub's clients were (docs/HUBS.md) works unchanged against the relay:
  * fixtures/seeds-client.py (Python stdlib only) registers, messages, runs a task through its life and votes; the
  * test checks what it printed and what the space holds, read by a sync replica rather than through REST.
  */
@@ -41,7 +41,7 @@ interface ClientOutput {
   state: { summary: { tasks: { completed: number } } }
 }
 
-describe('the coordination hub\'s REST API, used as SEEDS.md shows it', () => {
+describe('the coordination hub\'s REST API, used as its clients did (docs/HUBS.md)', () => {
   it.skipIf(!hasPython)('a plain Python urllib client works unchanged', async () => {
     const { url } = await f.startRelay()
     const { stdout } = await run('python3', [SCRIPT, url], { timeout: 30_000 })

@@ -1,11 +1,11 @@
 /**
- * Keeps the docs honest: the example in the header of packages/sync/src/index.ts runs and prints what it says,
- * relative links in docs/ARCHITECTURE.md (and README.md, when there is one) point at files that exist, the
- * architecture doc has its mermaid diagram, and the limits and error codes it documents match the code.
+ * Keeps the docs honest: the example in the header of packages/sync/src/index.ts runs and prints what it says, the
+ * architecture doc has its mermaid diagram, and the limits and error codes it documents match the code. Links are
+ * checked in test/docs/links.test.ts.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LIMITS } from '@chorus/sync'
@@ -57,16 +57,6 @@ const printedForm = (comment: string): string => {
   return out.join(' ')
 }
 
-/** Relative link targets in markdown, outside code blocks and code spans. */
-const relativeLinks = (markdown: string): string[] => {
-  const text = markdown.replace(/^(```|~~~)[\s\S]*?^\1/gm, '').replace(/`[^`\n]*`/g, '')
-  const targets = [
-    ...[...text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1] ?? ''),
-    ...[...text.matchAll(/^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/gm)].map((m) => m[1] ?? ''),
-  ]
-  return targets.filter((t) => t !== '' && !t.startsWith('#') && !/^[a-z][a-z0-9+.-]*:/i.test(t) && !t.startsWith('/'))
-}
-
 describe('docs', () => {
   it('the example in the header of packages/sync/src/index.ts runs and prints what its comment says', () => {
     const example = headerExample(readFileSync(indexPath, 'utf8'))
@@ -102,20 +92,6 @@ describe('docs', () => {
     expect(run.status, `the tour failed:\n${run.stderr}`).toBe(0)
     expect(run.stdout.split('\n')).toEqual(expect.arrayContaining(['approved', 'ada Build is red on main']))
     expect(existsSync(join(dir, '.data', 'team.sqlite'))).toBe(true)
-  })
-
-  it('relative links in docs/*.md and README.md point at files that exist', () => {
-    const docsDir = join(root, 'docs')
-    const docs = [...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => join(docsDir, f)), ...(existsSync(readmePath) ? [readmePath] : [])]
-    let checked = 0
-    for (const doc of docs) {
-      for (const target of relativeLinks(readFileSync(doc, 'utf8'))) {
-        const path = resolve(dirname(doc), decodeURIComponent(target.replace(/[#?].*$/, '')))
-        expect(existsSync(path), `${doc}: broken link ${target}`).toBe(true)
-        checked++
-      }
-    }
-    expect(checked).toBeGreaterThan(0)
   })
 
   it('docs/ARCHITECTURE.md has a mermaid flowchart', () => {

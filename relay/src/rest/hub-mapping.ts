@@ -1,5 +1,5 @@
 /**
- * The coordination hub's words and shapes (SEEDS.md §2) over Chorus records: entity types ↔ participant kinds,
+ * The coordination hub's words and shapes (docs/HUBS.md) over Chorus records: entity types ↔ participant kinds,
  * snake_case views of participants, messages, tasks and proposals, and who may read which message. The REST routes
  * (hub-routes.ts) and the `/ws` event stream (event-socket.ts) share them, so both answer alike.
  *

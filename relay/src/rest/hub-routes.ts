@@ -1,5 +1,5 @@
 /**
- * The coordination hub's REST API (SEEDS.md §2), kept working unchanged on the relay, on the default space and the
+ * The coordination hub's REST API (docs/HUBS.md), kept working unchanged on the relay, on the default space and the
  * same under `/spaces/<space>/...`. Every route acts in a hosted space through the typed `Space` API, so what a
  * REST client does reaches sync clients and `/ws` streams at once, and the other way round. JSON in and out;
  * errors are `{error, message, details?}` with the status of their code (http.ts). Shapes are in hub-mapping.ts:

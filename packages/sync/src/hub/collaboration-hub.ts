@@ -29,7 +29,7 @@ export interface HubStatus {
 }
 
 /**
- * The collaboration hub's API (SEEDS.md) on top of a Space, for code ported from the Python hub.
+ * The collaboration hub's API (docs/HUBS.md) on top of a Space, for code ported from the Python hub.
  * Names follow the hub in camelCase; timeouts are in seconds, as the hub had them.
  *
  * Locks: `CollaborationHub.connect({ hubId, relay })` shares the hub through a relay, whose leases arbitrate

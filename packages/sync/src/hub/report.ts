@@ -36,7 +36,7 @@ const describe = (e: ChorusEvent, name: (id: string) => string): string => {
   }
 }
 
-/** The activity report in the collaboration hub's text format (SEEDS.md), with `hubId` as its title id. */
+/** The activity report in the collaboration hub's text format (docs/HUBS.md), with `hubId` as its title id. */
 export const activityReport = (
   space: Space,
   options: { hubId?: string; recent?: number; /** Leave out events the reader may not see (e.g. others' direct messages). */ visible?: (e: ChorusEvent) => boolean } = {},

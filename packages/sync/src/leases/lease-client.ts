@@ -17,7 +17,7 @@ export const checkLeaseDuration = (ms: number, what = 'lease duration'): number 
 }
 
 /**
- * How a replica asks an arbiter for leases (DESIGN.md, L1–L10). The relay implements it over WebSocket/REST and
+ * How a replica asks an arbiter for leases (L1–L10, docs/LEASES.md). The relay implements it over WebSocket/REST and
  * libp2p; `LocalLeaseClient` implements it in-process for a single replica or a test.
  */
 export interface LeaseRequest {
