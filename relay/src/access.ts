@@ -74,8 +74,9 @@ export class Access {
     checkSpaceAccess(caller, doc)
     const channel = doc.split('#')[1] as RestrictedChannel | undefined
     if (channel === undefined) return
-    const kind = RESTRICTED_CHANNELS[channel] as string | undefined
-    if (kind === undefined) throw new ChorusError('forbidden', `unknown restricted channel document ${doc}`)
+    // Own keys only: `constructor` is no channel.
+    if (!Object.hasOwn(RESTRICTED_CHANNELS, channel)) throw new ChorusError('forbidden', `unknown restricted channel document ${doc}`)
+    const kind = RESTRICTED_CHANNELS[channel]
     if (!caller.open) {
       if (caller.identity.kind !== kind) throw new ChorusError('forbidden', `${channel} is for ${kind} participants; this token is ${caller.identity.kind}`)
       return
