@@ -163,6 +163,15 @@ export function actingAs(space: Space, caller: Caller, id: string): Participant 
   return p
 }
 
+/**
+ * Who acts on a request that may name its actor (`named`) or leave it out: the participant named (as `actingAs`),
+ * else with a token the token's own participant (registered), else nobody in particular (undefined).
+ */
+export function actingAsNamedOrSelf(space: Space, caller: Caller, named: string | undefined): Participant | undefined {
+  if (named !== undefined) return actingAs(space, caller, named)
+  return caller.open ? undefined : actingAs(space, caller, caller.identity.participant)
+}
+
 /** Throws `forbidden` unless the caller may register `id` as a participant of `kind`. */
 export function checkRegistering(caller: Caller, id: string, kind: ParticipantKind, entityType: string): void {
   checkActingAs(caller, id)

@@ -10,6 +10,7 @@ import { Auth, SpaceRegistry } from '@chorus/relay'
 import {
   Access,
   actingAs,
+  actingAsNamedOrSelf,
   agentActor,
   checkActingAs,
   checkChannel,
@@ -133,6 +134,15 @@ describe('whom a caller may act as', () => {
     expect(await codeOf(() => actingAs(space, OPEN, 'newcomer'))).toBe('not_found')
     expect(await codeOf(() => checkActingAs(alice, 'newcomer'))).toBe('forbidden')
     expect(await codeOf(() => checkActingAs(OPEN, 'newcomer'))).toBe('ok')
+  })
+
+  it('a request that may leave its actor out acts as the one it names, else as the token\'s participant, else as nobody in particular', async () => {
+    expect(actingAsNamedOrSelf(space, OPEN, 'claude')?.id).toBe('claude')
+    expect(actingAsNamedOrSelf(space, OPEN, undefined)).toBeUndefined()
+    expect(actingAsNamedOrSelf(space, alice, undefined)?.id).toBe('alice')
+    expect(await codeOf(() => actingAsNamedOrSelf(space, alice, 'claude'))).toBe('forbidden')
+    const unregistered: Caller = { open: false, identity: { participant: 'newcomer', kind: 'ai' } }
+    expect(await codeOf(() => actingAsNamedOrSelf(space, unregistered, undefined))).toBe('not_found')
   })
 
   it('a token registers only its own participant, with its own kind', async () => {

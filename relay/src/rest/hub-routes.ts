@@ -54,7 +54,7 @@ import {
   type Space,
   type TaskStatus,
 } from '@chorus/sync'
-import { actingAs, checkChannel, checkRegistering, feedReader, readerAs, type Viewer } from '../access.ts'
+import { actingAs, actingAsNamedOrSelf, checkChannel, checkRegistering, feedReader, readerAs, type Viewer } from '../access.ts'
 import type { HostedSpaces } from '../hosted-spaces.ts'
 import type { RequestContext } from './http.ts'
 import { ENTITY_TYPE_KEY, entityView, iso, kindOfEntityType, messageView, proposalView, taskView, type HubMessage } from './hub-mapping.ts'
@@ -229,10 +229,8 @@ function addTaskRoutes(routes: SpaceRoutes, { inSpace, onTask }: Hosted): void {
     '/tasks/create',
     createTaskSchema,
     inSpace((space, { caller, body }) => {
-      let creator: string
-      if (body.created_by != null) creator = actingAs(space, caller, body.created_by).id
-      else if (!caller.open) creator = actingAs(space, caller, caller.identity.participant).id
-      else {
+      let creator = actingAsNamedOrSelf(space, caller, body.created_by ?? undefined)?.id
+      if (creator === undefined) {
         if (space.participants.get(HUB_PARTICIPANT.id) === undefined) space.participants.join({ ...HUB_PARTICIPANT })
         creator = HUB_PARTICIPANT.id
       }
