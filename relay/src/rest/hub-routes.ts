@@ -1,9 +1,9 @@
 /**
- * The coordination hub's REST API (docs/PROTOCOL.md), kept working unchanged on the relay, on the default space and the
- * same under `/spaces/<space>/...`. Every route acts in a hosted space through the typed `Space` API, so what a
- * REST client does reaches sync clients and `/ws` streams at once, and the other way round. JSON in and out;
- * errors are `{error, message, details?}` with the status of their code (http.ts). Shapes are in hub-mapping.ts:
- * times are ISO 8601 strings, durations `*_ms`.
+ * The coordination hub's REST API (docs/PROTOCOL.md), kept working unchanged on the relay, on the default space
+ * and the same under `/spaces/<space>/...` (space-routes.ts). Every route acts in a hosted space through the typed
+ * `Space` API, so what a REST client does reaches sync clients and `/ws` streams at once, and the other way round.
+ * JSON in and out; errors are `{error, message, details?}` with the status of their code (http.ts). Shapes are in
+ * hub-mapping.ts: times are ISO 8601 strings, durations `*_ms`.
  *
  * | route | body / query | answer |
  * |---|---|---|
@@ -29,10 +29,10 @@
  * any case; `priority` low, normal, high, urgent in any case (`medium` reads as normal); `deadline` an ISO date or
  * ms since 1970.
  *
- * Who acts: a body names the acting entity (`sender_id`, `entity_id`, `created_by`); with tokens it must be the
- * token's participant, registered with the token's kind (access.ts). `POST /tasks/create` without `created_by` is created by
- * the token's participant, or in open mode by the relay's own `coordination-hub` service participant (joined on
- * first use), since the hub's create-task script names no creator. Claims made over REST are not renewed by the
+ * Who acts (access.ts): a body names the acting entity (`sender_id`, `entity_id`, `created_by`); with tokens it
+ * must be the token's participant, registered with the token's kind. `POST /tasks/create` without `created_by` is
+ * created by the token's participant, or in open mode by the relay's own `coordination-hub` service participant
+ * (joined on first use), since the hub's create-task script names no creator. Claims made over REST are not renewed by the
  * relay: they run `duration_ms` unless renewed, so a client that goes away frees its tasks.
  *
  * Reading messages: `GET /messages/recent` is the public feed (broadcasts on open channels) unless it names a
