@@ -1,12 +1,10 @@
 /**
- * Who is asking. Without tokens the relay is open (loopback only, unless `--insecure`): callers name themselves
- * and are trusted. With tokens every request but `/health` and `/capabilities` must carry one
- * (`Authorization: Bearer <token>`, or `?token=` where a browser WebSocket cannot set headers); a token stands for
- * one participant of one kind, optionally limited to some spaces, and the relay acts only as that participant.
+ * The relay's bearer tokens: a tokens file (`{"tokens": [{"token", "participant", "kind", "spaces?"}]}`), each
+ * token standing for one participant of one kind, optionally limited to some spaces. Without tokens the relay is
+ * open. What a request's token lets it do is decided in access.ts.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { IncomingMessage } from 'node:http'
 import { z } from 'zod'
 import { ChorusError, PARTICIPANT_KINDS, type ParticipantKind } from '@chorus/sync'
 
@@ -32,16 +30,13 @@ export type TokenEntry = z.infer<typeof tokenFileSchema>['tokens'][number]
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest()
 
-/** What a request's credentials amount to: open mode (anyone), a known identity, or a refusal. */
-export type Caller = { open: true } | { open: false; identity: Identity }
-
 export class Auth {
   private readonly entries: Array<{ digest: Buffer; identity: Identity }>
 
   constructor(tokens: readonly TokenEntry[] | undefined) {
     this.entries = (tokens ?? []).map((t) => ({
       digest: digest(t.token),
-      identity: { participant: t.participant, kind: t.kind, ...(t.spaces === undefined ? {} : { spaces: t.spaces }) },
+      identity: { participant: t.participant, kind: t.kind, spaces: t.spaces },
     }))
   }
 
@@ -66,41 +61,9 @@ export class Auth {
     return this.entries.length > 0
   }
 
-  /** The caller behind a request; throws `unauthorized` (401) when a token is required and missing or unknown. */
-  caller(req: IncomingMessage): Caller {
-    if (!this.required) return { open: true }
-    const token = tokenOf(req)
-    if (token === undefined) throw new ChorusError('unauthorized', 'this relay requires a bearer token (Authorization: Bearer <token>)')
+  /** The identity `token` stands for, or undefined for an unknown token. */
+  identify(token: string): Identity | undefined {
     const d = digest(token)
-    const hit = this.entries.find((e) => timingSafeEqual(e.digest, d))
-    if (hit === undefined) throw new ChorusError('unauthorized', 'unknown token')
-    return { open: false, identity: hit.identity }
+    return this.entries.find((e) => timingSafeEqual(e.digest, d))?.identity
   }
-}
-
-function tokenOf(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization
-  if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    return m?.[1]
-  }
-  try {
-    return new URL(req.url ?? '/', 'http://relay').searchParams.get('token') ?? undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Throws `forbidden` unless the caller may act as `participant`. */
-export function checkActingAs(caller: Caller, participant: string): void {
-  if (!caller.open && caller.identity.participant !== participant) {
-    throw new ChorusError('forbidden', `this token belongs to ${caller.identity.participant}; it cannot act as ${participant}`)
-  }
-}
-
-/** Throws `forbidden` unless the caller may use `space` (a main space, or one of its restricted documents). */
-export function checkSpaceAccess(caller: Caller, space: string): void {
-  if (caller.open || caller.identity.spaces === undefined) return
-  const main = space.split('#')[0] ?? space
-  if (!caller.identity.spaces.includes(main)) throw new ChorusError('forbidden', `this token does not give access to space ${main}`)
 }

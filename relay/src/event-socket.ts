@@ -20,12 +20,12 @@
  * 1013 a client too slow to take its events.
  */
 import type { RawData, WebSocket } from 'ws'
-import type { ChorusEvent, Message } from '@chorus/sync'
-import type { Caller } from './auth.ts'
+import { isChorusError, mayReadMessage, type ChorusEvent, type Message } from '@chorus/sync'
+import { checkActingAs, viewerOf, type Caller, type Viewer } from './access.ts'
 import type { HostedSpace } from './hosted-spaces.ts'
 import type { Logger } from './logger.ts'
 import type { RateLimiter } from './rate-limit.ts'
-import { mayRead, messageView, type Viewer } from './rest/hub-mapping.ts'
+import { messageView } from './rest/hub-mapping.ts'
 import { CloseCode } from './sync-connection.ts'
 import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
 
@@ -68,8 +68,11 @@ export class EventSocket {
     this.liveness = new Liveness(socket)
     socket.on('message', this.onMessage)
     const { caller, entity, hosted } = options
-    if (!caller.open && caller.identity.participant !== entity) {
-      this.close(EventCloseCode.forbidden, reasonOf(`this token belongs to ${caller.identity.participant}; it cannot follow ${entity}`))
+    try {
+      checkActingAs(caller, entity, 'follow')
+    } catch (e) {
+      if (!isChorusError(e, 'forbidden')) throw e
+      this.close(EventCloseCode.forbidden, reasonOf(e.message))
       return
     }
     if (hosted.space.participants.get(entity) === undefined) {
@@ -100,9 +103,7 @@ export class EventSocket {
   /** Who reads: the entity, with the token's kind under tokens, else the kind it registered with (now). */
   private viewer(): Viewer | undefined {
     const { caller, entity, hosted } = this.options
-    if (!caller.open) return { id: entity, kind: caller.identity.kind }
-    const p = hosted.space.participants.get(entity)
-    return p === undefined ? undefined : { id: entity, kind: p.kind }
+    return viewerOf(caller, entity, hosted.space.participants.get(entity)?.kind)
   }
 
   private readonly onEvent = (event: ChorusEvent): void => {
@@ -110,10 +111,10 @@ export class EventSocket {
     let data: unknown = event.data
     if (event.type === 'message') {
       const message = event.data as Message
-      if (!mayRead(this.viewer(), message)) return
+      if (!mayReadMessage(this.viewer(), message)) return
       data = messageView(message)
     } else if (event.type === 'lease_lost' && event.participant !== this.options.entity) return
-    this.send({ type: event.type, id: event.id, at: event.at, participant: event.participant, ...(event.ref === undefined ? {} : { ref: event.ref }), data })
+    this.send({ type: event.type, id: event.id, at: event.at, participant: event.participant, ref: event.ref, data })
   }
 
   private readonly onMessage = (data: RawData, isBinary: boolean): void => {

@@ -6,7 +6,8 @@
  */
 import { ChorusError, isChorusError, Space, type Clock, type LeaseClient, type RestrictedChannel } from '@chorus/sync'
 import type { Logger } from './logger.ts'
-import type { SpaceEntry, SpaceRegistry } from './spaces.ts'
+import type { SpaceEntry } from './space-entry.ts'
+import type { SpaceRegistry } from './spaces.ts'
 
 export interface HostedSpace {
   readonly space: Space
@@ -94,6 +95,16 @@ export class HostedSpaces {
         released = true
         this.release(s)
       },
+    }
+  }
+
+  /** Runs `fn` in the hosted space `name`, given back whatever happens. */
+  async using<T>(name: string, fn: (space: Space) => T | Promise<T>): Promise<T> {
+    const hosted = await this.use(name)
+    try {
+      return await fn(hosted.space)
+    } finally {
+      hosted.release()
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import type { RawData, WebSocket } from 'ws'
 import { ChorusError, leaseRequestSchema, type LeaseGrant, type LeaseLossReason, type LeaseLostPush, type LeaseWireReply } from '@chorus/sync'
-import { checkActingAs, checkSpaceAccess, type Caller } from './auth.ts'
+import { checkActingAs, checkSpaceAccess, type Caller } from './access.ts'
 import type { Logger } from './logger.ts'
 import type { LeaseService, LeaseSession } from './lease-service.ts'
 import type { RateLimiter } from './rate-limit.ts'

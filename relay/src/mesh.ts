@@ -27,10 +27,11 @@ import {
   type Membership,
 } from '@chorus/p2p'
 import { ChorusError, Replicator, type ParticipantKind, type PeerId, type Store, type Transport, type TransportListener } from '@chorus/sync'
-import type { Caller } from './auth.ts'
+import { memberCaller, type Caller } from './access.ts'
 import type { LeaseConnection, LeaseWire } from './lease-connection.ts'
 import type { Logger } from './logger.ts'
-import type { SpaceEntry, SpaceRegistry } from './spaces.ts'
+import type { SpaceEntry } from './space-entry.ts'
+import type { SpaceRegistry } from './spaces.ts'
 
 export const RELAY_PARTICIPANT = 'relay'
 const DEFAULT_MESH_IDLE_MS = 30_000
@@ -194,7 +195,6 @@ export class RelayMesh {
         return
       }
       const { participant, kind } = verdict.credential
-      const caller: Caller = { open: false, identity: { participant, kind, spaces: [doc.split('#')[0] as string] } }
       const connection = this.options.leaseSession(
         {
           send: (text) => framed.send(encoder.encode(text)),
@@ -202,7 +202,7 @@ export class RelayMesh {
           alive: () => framed.isOpen,
           terminate: () => framed.abort(new Error('lease session ended')),
         },
-        caller,
+        memberCaller(participant, kind, doc),
       )
       framed.onMessage = (request) => connection.receive(request, true)
       framed.onClose = () => connection.ended()

@@ -6,9 +6,9 @@
  * space's doc with this connection as origin, so the space fans the update out to every other connection; an
  * awareness update goes to every connection, this one included. Everything this connection sends on its own
  * (greeting, sync replies, awareness answers) goes through `SpaceEntry.sendTo`, in order behind what the space
- * holds until its store has committed (persist before fan-out: see spaces.ts). Malformed frames are counted and ignored; the
- * `maxMalformed`-th closes the connection with 1003. Oversized frames are refused by the ws server (`maxPayload`),
- * which closes with 1009.
+ * holds until its store has committed (persist before fan-out: see space-entry.ts). Malformed frames are counted
+ * and ignored; the `maxMalformed`-th closes the connection with 1003. Oversized frames are refused by the ws server
+ * (`maxPayload`), which closes with 1009.
  */
 import type { RawData, WebSocket } from 'ws'
 import * as decoding from 'lib0/decoding'
@@ -28,7 +28,7 @@ import {
 } from '@chorus/sync'
 import { silentLogger, type Logger } from './logger.ts'
 import type { RateLimiter } from './rate-limit.ts'
-import type { SpaceEntry, SpacePeer } from './spaces.ts'
+import type { SpaceEntry, SpacePeer } from './space-entry.ts'
 import { frameBytes, Liveness, OPEN } from './socket-liveness.ts'
 
 export const DEFAULT_MAX_MALFORMED = 10

@@ -30,7 +30,7 @@ import {
   type Revision,
   type SpaceConnection,
 } from '@chorus/sync'
-import { LEASE_LEDGER_FILE, type Relay, type RelayCapabilities, type RelayOptions } from '@chorus/relay'
+import { Auth, LEASE_LEDGER_FILE, type Relay, type RelayCapabilities, type RelayOptions } from '@chorus/relay'
 import { codeOf, fixture, until, type Fixture } from './helpers.ts'
 
 const SPACE = 'team'
@@ -352,18 +352,8 @@ describe('L4 renew extends a grant only when key, holder and token match the liv
 })
 
 /** An Auth stand-in (the relay's `Auth` class is not exported): `Authorization: Bearer <participant>-secret-token`. */
-function bearerAuth(participants: string[]): NonNullable<RelayOptions['auth']> {
-  const tokens = new Map(participants.map((p) => [`${p}-secret-token`, p]))
-  return {
-    required: true,
-    caller(req: { headers: Record<string, string | string[] | undefined>; url?: string }) {
-      const header = req.headers.authorization
-      const token = typeof header === 'string' ? header.replace(/^Bearer\s+/i, '') : (new URL(req.url ?? '/', 'http://relay').searchParams.get('token') ?? '')
-      const participant = tokens.get(token)
-      if (participant === undefined) throw new ChorusError('unauthorized', 'unknown token')
-      return { open: false, identity: { participant, kind: 'ai' } }
-    },
-  } as unknown as NonNullable<RelayOptions['auth']>
+function bearerAuth(participants: string[]): Auth {
+  return new Auth(participants.map((participant) => ({ token: `${participant}-secret-token`, participant, kind: 'ai' as const })))
 }
 
 describe('L5 release frees the key at once, only for the holder; expiry frees it too', () => {

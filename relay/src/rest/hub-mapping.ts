@@ -1,14 +1,14 @@
 /**
- * The coordination hub's words and shapes (docs/HUBS.md) over Chorus records: entity types ↔ participant kinds,
- * snake_case views of participants, messages, tasks and proposals, and who may read which message. The REST routes
- * (hub-routes.ts) and the `/ws` event stream (event-socket.ts) share them, so both answer alike.
+ * The coordination hub's words and shapes (docs/PROTOCOL.md) over Chorus records: entity types ↔ participant
+ * kinds, snake_case views of participants, messages, tasks and proposals. The REST routes (hub-routes.ts) and the
+ * `/ws` event stream (event-socket.ts) share them, so both answer alike; who may read which message is decided in
+ * access.ts.
  *
  * Times in these views are ISO 8601 strings in UTC (`2025-01-01T12:00:00.000Z`), as the hub's JSON had them;
  * durations are milliseconds (`*_ms`).
  */
 import {
   HUB_ENTITY_TYPES,
-  RESTRICTED_CHANNELS,
   type Json,
   type Message,
   type Participant,
@@ -23,10 +23,6 @@ export { ENTITY_KINDS, ENTITY_TYPES, kindOfEntityType } from '@chorus/sync'
 
 /** The metadata key that keeps the entity type a participant registered with. */
 export const ENTITY_TYPE_KEY = 'entity_type'
-
-/** The kind a restricted channel is for; undefined for open channels (own keys only: `constructor` is a channel name). */
-export const restrictedTo = (channel: string): ParticipantKind | undefined =>
-  Object.hasOwn(RESTRICTED_CHANNELS, channel) ? (RESTRICTED_CHANNELS as Record<string, ParticipantKind>)[channel] : undefined
 
 export const iso = (ms: number): string => new Date(ms).toISOString()
 
@@ -88,29 +84,6 @@ export const messageView = (m: Message): HubMessage => ({
   timestamp: iso(m.at),
   reply_to: m.replyTo ?? null,
 })
-
-/** Who reads: a participant id and its kind (with tokens, the token's). */
-export interface Viewer {
-  id: string
-  kind: ParticipantKind
-}
-
-/**
- * Whether `viewer` may see `m`: restricted channels (`ai-only`, `human-only`) only for their kind, direct
- * messages only for their sender and recipient. Without a viewer, only broadcasts on open channels.
- */
-export function mayRead(viewer: Viewer | undefined, m: Pick<Message, 'channel' | 'from' | 'to'>): boolean {
-  const only = restrictedTo(m.channel)
-  if (only !== undefined && viewer?.kind !== only) return false
-  if (m.to !== undefined) return viewer !== undefined && (m.to === viewer.id || m.from === viewer.id)
-  return true
-}
-
-/** Whether a participant of `kind` may read `channel` at all. */
-export const mayReadChannel = (kind: ParticipantKind | undefined, channel: string): boolean => {
-  const only = restrictedTo(channel)
-  return only === undefined || kind === only
-}
 
 export interface HubTask {
   task_id: string

@@ -3,62 +3,40 @@
  * space or under `/spaces/<space>/`, and the live grants of a space. The same arbiter and rules as `/leases`;
  * a REST holder is not pushed `lease_lost` (it learns from a refused renew, or from `GET .../leases`).
  */
-import type { IncomingMessage } from 'node:http'
 import { z } from 'zod'
 import { ChorusError, grantSchema, idSchema, leaseKeySchema, type LeaseGrant } from '@chorus/sync'
-import { checkActingAs, checkSpaceAccess, type Caller } from '../auth.ts'
+import { checkActingAs, type Caller } from '../access.ts'
 import type { LeaseService } from '../lease-service.ts'
-import type { RequestContext, Router } from './http.ts'
-import { parseBody, spaceParam } from './params.ts'
-
-export interface LeaseRoutesContext {
-  leases: LeaseService
-  caller: (req: IncomingMessage) => Caller
-  defaultSpace: string
-}
+import type { SpaceRoutes } from './space-routes.ts'
 
 const acquireSchema = z.object({ key: leaseKeySchema, holder: idSchema, duration: z.number({ error: 'duration must be a number of milliseconds' }) })
 const renewSchema = z.object({ grant: grantSchema, duration: z.number({ error: 'duration must be a number of milliseconds' }).optional() })
 const releaseSchema = z.object({ grant: grantSchema })
 
-export function addLeaseRoutes(router: Router, context: LeaseRoutesContext): void {
-  for (const prefix of ['', '/spaces/{space}']) {
-    router.post(`${prefix}/leases/acquire`, async (ctx) => {
-      const { space, caller } = authorize(ctx, context)
-      const body = parseBody(acquireSchema, await ctx.body())
-      checkActingAs(caller, body.holder)
-      const grant = context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
-      await context.leases.durable()
-      return { grant }
-    })
-    router.post(`${prefix}/leases/renew`, async (ctx) => {
-      const { space, caller } = authorize(ctx, context)
-      const body = parseBody(renewSchema, await ctx.body())
-      checkGrant(body.grant, space, caller)
-      const grant = context.leases.renew(body.grant, body.duration)
-      await context.leases.durable()
-      return { grant }
-    })
-    router.post(`${prefix}/leases/release`, async (ctx) => {
-      const { space, caller } = authorize(ctx, context)
-      const body = parseBody(releaseSchema, await ctx.body())
-      checkGrant(body.grant, space, caller)
-      const released = context.leases.release(body.grant)
-      await context.leases.durable()
-      return { released }
-    })
-    router.get(`${prefix}/leases`, (ctx) => {
-      const { space } = authorize(ctx, context)
-      return { leases: context.leases.live(space) }
-    })
-  }
+export interface LeaseRoutesContext {
+  leases: LeaseService
 }
 
-function authorize(ctx: RequestContext, context: LeaseRoutesContext): { space: string; caller: Caller } {
-  const caller = context.caller(ctx.req)
-  const space = spaceParam(ctx, context.defaultSpace)
-  checkSpaceAccess(caller, space)
-  return { space, caller }
+export function addLeaseRoutes(routes: SpaceRoutes, context: LeaseRoutesContext): void {
+  routes.post('/leases/acquire', acquireSchema, async ({ space, caller, body }) => {
+    checkActingAs(caller, body.holder)
+    const grant = context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
+    await context.leases.durable()
+    return { grant }
+  })
+  routes.post('/leases/renew', renewSchema, async ({ space, caller, body }) => {
+    checkGrant(body.grant, space, caller)
+    const grant = context.leases.renew(body.grant, body.duration)
+    await context.leases.durable()
+    return { grant }
+  })
+  routes.post('/leases/release', releaseSchema, async ({ space, caller, body }) => {
+    checkGrant(body.grant, space, caller)
+    const released = context.leases.release(body.grant)
+    await context.leases.durable()
+    return { released }
+  })
+  routes.get('/leases', ({ space }) => ({ leases: context.leases.live(space) }))
 }
 
 function checkGrant(grant: LeaseGrant, space: string, caller: Caller): void {

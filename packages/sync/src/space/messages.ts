@@ -40,9 +40,14 @@ const isRestricted = (channel: string): channel is RestrictedChannel => Object.h
 export const mayUseChannel = (p: Pick<Participant, 'kind'>, channel: string): boolean =>
   !isRestricted(channel) || RESTRICTED_CHANNELS[channel] === p.kind
 
-/** Whether `p` may read `m`: a restricted channel only for its kind, a direct message only for its two ends. */
-export const mayReadMessage = (p: Pick<Participant, 'id' | 'kind'>, m: Pick<Message, 'channel' | 'from' | 'to'>): boolean =>
-  mayUseChannel(p, m.channel) && (m.to === undefined || m.to === p.id || m.from === p.id)
+/**
+ * Whether `p` may read `m`: a restricted channel only for its kind, a direct message only for its two ends.
+ * Without a reader (`undefined`: an anonymous public feed), only broadcasts on open channels.
+ */
+export const mayReadMessage = (p: Pick<Participant, 'id' | 'kind'> | undefined, m: Pick<Message, 'channel' | 'from' | 'to'>): boolean =>
+  p === undefined
+    ? !isRestricted(m.channel) && m.to === undefined
+    : mayUseChannel(p, m.channel) && (m.to === undefined || m.to === p.id || m.from === p.id)
 
 const toMessage = (e: LogEntry): Message => ({ id: e.id, at: e.at, ...readEntry<StoredMessage>(e) })
 
