@@ -13,7 +13,6 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import { isIP, type AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import {
@@ -31,7 +30,6 @@ import {
   type RestrictedChannel,
   type Store,
 } from '@chorus/sync'
-import { SqliteStore } from '@chorus/sync/sqlite'
 import { SYNC_PROTOCOL } from '@chorus/p2p'
 import { Auth, checkSpaceAccess, type Caller } from './auth.ts'
 import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, isLoopbackHost } from './config.ts'
@@ -40,7 +38,6 @@ import { EventSocket } from './event-socket.ts'
 import { createNodeGrantSigner } from './grant-signer.ts'
 import { HostedSpaces } from './hosted-spaces.ts'
 import { attachWebSocket, LeaseConnection, type LeaseConnectionOptions } from './lease-connection.ts'
-import { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
 import { LeaseService, RELAY_ORIGIN } from './lease-service.ts'
 import { silentLogger, type Logger } from './logger.ts'
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimit } from './rate-limit.ts'
@@ -52,6 +49,7 @@ import { addLeaseRoutes } from './rest/lease-routes.ts'
 import { addMeshRoutes } from './rest/mesh-routes.ts'
 import { RelayMesh } from './mesh.ts'
 import { checkSpaceName, SpaceRegistry, type SpaceEntry } from './spaces.ts'
+import { defaultStorage, openStorage, type Storage } from './storage/storage.ts'
 import { RELAY_VERSION } from './version.ts'
 import { CloseCode, SyncConnection, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
 
@@ -60,7 +58,6 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 export const DEFAULT_PING_INTERVAL_MS = 30_000
 /** How long `stop()` waits for clients to complete the closing handshake before dropping them. */
 export const DEFAULT_CLOSE_GRACE_MS = 1_000
-export const STORE_FILE = 'chorus.sqlite'
 /** The space the coordination hub's routes act on when the path names none. */
 export const DEFAULT_SPACE = 'default'
 export const DEFAULT_MEMBERSHIP_MS = 30 * 24 * 60 * 60 * 1000
@@ -89,12 +86,14 @@ export interface RelayOptions {
   host?: string
   /** 0 picks a free port; `start()` returns the URL with the real one. */
   port?: number
-  /**
-   * Folder holding `chorus.sqlite` (unless `store` is given), the relay's key `relay-key.json` and the lease
-   * token counters `leases.sqlite`.
-   */
+  /** Folder holding the relay's key `relay-key.json`, and its storage unless `storage` names another place. */
   dataDir?: string
-  /** Use this store instead of opening one in `dataDir`; the relay does not close it. */
+  /**
+   * Where spaces and leases are kept (storage/storage.ts): `sqlite:PATH`, a folder holding `chorus.sqlite` and
+   * `leases.sqlite`. Default `sqlite:` and the data folder.
+   */
+  storage?: string
+  /** Use this store instead of the one `storage` names; the relay does not close it. */
   store?: Store
   /** Listen on a non-loopback host without `auth` (anyone who can reach it may read and write every space). */
   insecure?: boolean
@@ -147,11 +146,9 @@ interface Running {
   server: Server
   wss: WebSocketServer
   registry: SpaceRegistry
-  store: Store
-  ownsStore: boolean
+  storage: Storage
   heartbeat: ReturnType<typeof setInterval>
   url: string
-  ledger: SqliteLeaseLedger
   leases: LeaseService
   hosted: HostedSpaces
   router: Router
@@ -273,15 +270,13 @@ export class Relay {
     const dataDir = this.options.dataDir ?? DEFAULT_DATA_DIR
     // Key first: a corrupt key file fails the start before anything is opened.
     const key = loadOrCreateRelayKey(dataDir)
-    const ledger = new SqliteLeaseLedger(join(dataDir, LEASE_LEDGER_FILE))
+    const storage = await openStorage(this.options.storage ?? defaultStorage(dataDir), { clock: this.clock, store: this.options.store })
+    const { store } = storage
     let arbiter: LeaseArbiter
-    const ownsStore = this.options.store === undefined
-    let store: Store
     try {
-      arbiter = new LeaseArbiter({ signer: createNodeGrantSigner(key.secretKey), clock: this.clock, ledger })
-      store = this.options.store ?? new SqliteStore(join(dataDir, STORE_FILE))
+      arbiter = new LeaseArbiter({ signer: createNodeGrantSigner(key.secretKey), ledger: storage.ledger })
     } catch (e) {
-      ledger.close()
+      await storage.close()
       throw e
     }
     // The registry is declared below; the service only asks it once requests arrive.
@@ -290,7 +285,6 @@ export class Relay {
       clock: this.clock,
       loadedDoc: (name) => registry.loaded(name)?.doc,
       logger: this.logger,
-      durable: () => ledger.durable(),
     })
     let mesh: RelayMesh | undefined
     const registry = new SpaceRegistry({
@@ -300,7 +294,7 @@ export class Relay {
       onLoad: (entry) => {
         mesh?.know(entry.name)
         this.claimSpace(entry, key.publicKey)
-        if (!entry.name.includes('#')) leases.reconcile(entry.name, entry.doc)
+        if (!entry.name.includes('#')) void leases.reconcile(entry.name, entry.doc)
       },
     })
     const hosted = new HostedSpaces({
@@ -355,7 +349,7 @@ export class Relay {
       }
     } catch (e) {
       server.close()
-      await closeParts({ leases, hosted, registry, store, ownsStore, ledger, mesh })
+      await closeParts({ leases, hosted, registry, storage, mesh })
       throw e
     }
     const { port } = server.address() as AddressInfo
@@ -365,7 +359,7 @@ export class Relay {
     }, this.pingIntervalMs)
     heartbeat.unref()
     const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`
-    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, router, mesh }
+    this.running = { server, wss, registry, storage, heartbeat, url, leases, hosted, router, mesh }
     this.logger.info('listening', { url, ...(mesh === undefined ? {} : { p2p: mesh.multiaddrs }) })
     return { url }
   }
@@ -727,13 +721,12 @@ function rejectUpgrade(socket: Duplex, status: number, body: { error: string; me
 }
 
 /** Stops what `open()` started after the HTTP server, in reverse order: nothing is written after its store closes. */
-async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'store' | 'ownsStore' | 'ledger' | 'mesh'>): Promise<void> {
+async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'storage' | 'mesh'>): Promise<void> {
   parts.leases.close()
   await parts.mesh?.stop()
   await parts.hosted.close()
   await parts.registry.close()
-  if (parts.ownsStore) await parts.store.close()
-  parts.ledger.close()
+  await parts.storage.close()
 }
 
 /** TCP on `port` + 1 and WebSockets on `port` + 2 (any free ports for 0), on the HTTP host if it is an IP. */

@@ -27,29 +27,26 @@ export function addLeaseRoutes(router: Router, context: LeaseRoutesContext): voi
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(acquireSchema, await ctx.body())
       checkActingAs(caller, body.holder)
-      const grant = context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
-      await context.leases.durable()
+      const grant = await context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
       return { grant }
     })
     router.post(`${prefix}/leases/renew`, async (ctx) => {
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(renewSchema, await ctx.body())
       checkGrant(body.grant, space, caller)
-      const grant = context.leases.renew(body.grant, body.duration)
-      await context.leases.durable()
+      const grant = await context.leases.renew(body.grant, body.duration)
       return { grant }
     })
     router.post(`${prefix}/leases/release`, async (ctx) => {
       const { space, caller } = authorize(ctx, context)
       const body = parseBody(releaseSchema, await ctx.body())
       checkGrant(body.grant, space, caller)
-      const released = context.leases.release(body.grant)
-      await context.leases.durable()
+      const released = await context.leases.release(body.grant)
       return { released }
     })
-    router.get(`${prefix}/leases`, (ctx) => {
+    router.get(`${prefix}/leases`, async (ctx) => {
       const { space } = authorize(ctx, context)
-      return { leases: context.leases.live(space) }
+      return { leases: await context.leases.live(space) }
     })
   }
 }
