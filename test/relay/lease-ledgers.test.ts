@@ -43,6 +43,15 @@ const signer = createGrantSigner(generateSecretKey())
 const sign: SignGrant = (terms) => signer.sign(terms)
 const request = (key: string, holder: string, duration = 1_000) => ({ space: SPACE, key, holder, duration })
 
+/** Makes every SQLite COMMIT in this process fail, as a full disk would, until the mocks are restored. */
+function failCommits(): void {
+  const exec = Object.getOwnPropertyDescriptor(DatabaseSync.prototype, 'exec')?.value as (this: DatabaseSync, sql: string) => void
+  vi.spyOn(DatabaseSync.prototype, 'exec').mockImplementation(function (this: DatabaseSync, sql: string) {
+    if (sql === 'COMMIT') throw new Error('disk I/O error')
+    exec.call(this, sql)
+  })
+}
+
 describe('SqliteLeaseLedger on disk', () => {
   let dir: string
   let clock: ManualClock
@@ -82,11 +91,7 @@ describe('SqliteLeaseLedger on disk', () => {
 
   it('a commit that fails undoes every step of its turn: they reject, and the ledger is as it was', async () => {
     const kept = await ledger.acquire(request('task:kept', 'alice', 5_000), sign)
-    const exec = DatabaseSync.prototype.exec
-    vi.spyOn(DatabaseSync.prototype, 'exec').mockImplementation(function (this: DatabaseSync, sql: string) {
-      if (sql === 'COMMIT') throw new Error('disk I/O error')
-      exec.call(this, sql)
-    })
+    failCommits()
     const failed = await Promise.allSettled([ledger.acquire(request('task:new', 'bob'), sign), ledger.release(kept.grant)])
     vi.restoreAllMocks()
     expect(failed.map((o) => o.status)).toEqual(['rejected', 'rejected'])
@@ -118,11 +123,7 @@ describe('the relay and its ledger', () => {
     const client = new RelayLeaseClient({ relay: url })
     try {
       await client.publicKey()
-      const exec = DatabaseSync.prototype.exec
-      vi.spyOn(DatabaseSync.prototype, 'exec').mockImplementation(function (this: DatabaseSync, sql: string) {
-        if (sql === 'COMMIT') throw new Error('disk I/O error')
-        exec.call(this, sql)
-      })
+      failCommits()
       expect(await codeOf(client.acquire(request('task:ws', 'alice')))).toBe('lease_unavailable')
       const rest = await fetch(`${url}/spaces/${SPACE}/leases/acquire`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'task:rest', holder: 'alice', duration: 1_000 }) })
       expect({ status: rest.status, body: (await rest.json()) as unknown }).toMatchObject({ status: 503, body: { error: 'lease_unavailable' } })

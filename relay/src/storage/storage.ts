@@ -33,15 +33,15 @@ export const defaultStorage = (dataDir: string): string => `sqlite:${dataDir}`
 /** Reads a spec such as `sqlite:.data/relay`; anything else is `invalid_input` naming the accepted forms. */
 export function parseStorageSpec(text: string): StorageSpec {
   const colon = text.indexOf(':')
-  const engine = colon < 0 ? '' : text.slice(0, colon)
+  if (colon < 0) throw new ChorusError('invalid_input', `"${text}" names no storage engine; expected ${STORAGE_FORMS}`)
+  const engine = text.slice(0, colon)
   if (engine === 'sqlite') {
     const dir = text.slice(colon + 1)
-    if (dir.trim() === '') throw new ChorusError('invalid_input', `store "${text}" names no folder; expected ${STORAGE_FORMS}`)
+    if (dir.trim() === '') throw new ChorusError('invalid_input', `sqlite: needs a folder; expected ${STORAGE_FORMS}`)
     return { engine, dir }
   }
   // Only the engine is repeated back: a database URL may carry a password.
-  const named = engine === '' ? 'names no engine' : `has the unknown engine "${engine}"`
-  throw new ChorusError('invalid_input', `the store ${named}; expected ${STORAGE_FORMS}`)
+  throw new ChorusError('invalid_input', `unknown storage engine "${engine}"; expected ${STORAGE_FORMS}`)
 }
 
 /**
