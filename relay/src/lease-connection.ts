@@ -163,7 +163,9 @@ export class LeaseConnection implements LeaseSession {
 
   /** Once every earlier reply is sent, so replies leave in the order their requests came. */
   private reply(reply: LeaseWireReply | Promise<LeaseWireReply>): void {
-    this.replies = Promise.all([this.replies, reply]).then(([, r]) => this.send(r))
+    this.replies = Promise.all([this.replies, reply])
+      .then(([, r]) => this.send(r))
+      .catch((error: unknown) => this.options.logger.warn('lease reply failed', { error }))
   }
 
   private send(body: LeaseWireReply | LeaseLostPush): void {

@@ -159,7 +159,7 @@ export class LeaseService {
         }
       }, RELAY_ORIGIN)
     } catch (e) {
-      this.logger.error('could not reconcile the leases of a loaded space', { space, error: e })
+      if (!this.closed) this.logger.error('could not reconcile the leases of a loaded space', { space, error: e })
     } finally {
       this.reconciling.delete(pending)
     }
