@@ -124,26 +124,27 @@ export class LeaseConnection implements LeaseSession {
         throw new ChorusError('invalid_input', `${issue?.path.join('.') ?? ''}${issue?.path.length === 0 ? '' : ': '}${issue?.message ?? 'invalid request'}`)
       }
       // Decided now, in arrival order; answered once the ledger has stored it (L2: a grant leaves only then).
-      const requestId = id
-      answer = this.answer(parsed.data).catch((e: unknown) => this.refusal(requestId, e))
+      answer = this.answer(parsed.data)
     } catch (e) {
       answer = this.refusal(id, e)
     }
     this.reply(answer)
   }
 
+  /** The reply to a well-formed request: a refusal the access checks throw at once, the service's later. */
   private answer(req: ReturnType<typeof leaseRequestSchema.parse>): Promise<LeaseWireReply> {
     const { caller, leases } = this.options
     const target = req.op === 'acquire' ? req : req.grant
     checkSpaceAccess(caller, target.space)
     checkActingAs(caller, target.holder)
+    const refused = (e: unknown): LeaseWireReply => this.refusal(req.id, e)
     switch (req.op) {
       case 'acquire':
-        return leases.acquire({ space: req.space, key: req.key, holder: req.holder, duration: req.duration }, this).then((grant) => ({ id: req.id, ok: true, grant }))
+        return leases.acquire({ space: req.space, key: req.key, holder: req.holder, duration: req.duration }, this).then((grant) => ({ id: req.id, ok: true, grant }), refused)
       case 'renew':
-        return leases.renew(req.grant, req.duration, this).then((grant) => ({ id: req.id, ok: true, grant }))
+        return leases.renew(req.grant, req.duration, this).then((grant) => ({ id: req.id, ok: true, grant }), refused)
       case 'release':
-        return leases.release(req.grant).then((released) => ({ id: req.id, ok: true, released }))
+        return leases.release(req.grant).then((released) => ({ id: req.id, ok: true, released }), refused)
     }
   }
 
@@ -163,9 +164,13 @@ export class LeaseConnection implements LeaseSession {
 
   /** Once every earlier reply is sent, so replies leave in the order their requests came. */
   private reply(reply: LeaseWireReply | Promise<LeaseWireReply>): void {
-    this.replies = Promise.all([this.replies, reply])
-      .then(([, r]) => this.send(r))
-      .catch((error: unknown) => this.options.logger.warn('lease reply failed', { error }))
+    this.replies = Promise.all([this.replies, reply]).then(([, r]) => {
+      try {
+        this.send(r)
+      } catch (error) {
+        this.options.logger.warn('lease reply failed', { error })
+      }
+    })
   }
 
   private send(body: LeaseWireReply | LeaseLostPush): void {

@@ -198,14 +198,12 @@ export class LeaseService {
   }
 
   /** A refusal passes as it is; a ledger that could not store the step (the step did not happen) is unavailable. */
-  private async stored<T>(operation: Promise<T>): Promise<T> {
-    try {
-      return await operation
-    } catch (e) {
+  private stored<T>(operation: Promise<T>): Promise<T> {
+    return operation.catch((e: unknown) => {
       if (e instanceof ChorusError) throw e
       this.logger.error('the lease ledger failed', { error: e })
       throw new ChorusError('lease_unavailable', 'the relay could not store the lease; try again')
-    }
+    })
   }
 
   private mirror(space: string, key: string, live: LiveLease | undefined): void {

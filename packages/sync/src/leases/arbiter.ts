@@ -34,11 +34,11 @@ export class LeaseArbiter {
   /** Grants the lease, or refuses with `locked` while another holder's grant is live. */
   async acquire(request: LeaseRequest): Promise<LiveLease> {
     const duration = checkLeaseDuration(request.duration)
-    return await this.afterExpiry(async () => {
-      const { grant, expiresAt, expired } = await this.ledger.acquire({ space: request.space, key: request.key, holder: request.holder, duration }, this.sign)
-      if (expired !== undefined) this.report([expired])
-      return { grant, expiresAt }
-    })
+    const { grant, expiresAt, expired } = await this.afterExpiry(() =>
+      this.ledger.acquire({ space: request.space, key: request.key, holder: request.holder, duration }, this.sign),
+    )
+    if (expired !== undefined) this.report([expired])
+    return { grant, expiresAt }
   }
 
   /** Extends a live grant (same token), or refuses with `lease_lost` (L4). */
@@ -53,10 +53,11 @@ export class LeaseArbiter {
   }
 
   /** Ends the grants that ran out, tells the `onExpired` listeners, and returns them. */
-  async expire(): Promise<LeaseGrant[]> {
-    const gone = await this.ledger.expire()
-    this.report(gone)
-    return gone
+  expire(): Promise<LeaseGrant[]> {
+    return this.ledger.expire().then((gone) => {
+      this.report(gone)
+      return gone
+    })
   }
 
   /** The live grant on a key, if any. */
@@ -79,13 +80,9 @@ export class LeaseArbiter {
    * expiry before anyone hears of the grant that followed it). The operation is called synchronously, after the
    * collection: with a ledger that decides inside the call, both decisions are taken in request order.
    */
-  private async afterExpiry<T>(operation: () => Promise<T>): Promise<T> {
+  private afterExpiry<T>(operation: () => Promise<T>): Promise<T> {
     const expired = this.expire()
-    try {
-      return await operation()
-    } finally {
-      await expired
-    }
+    return Promise.all([operation(), expired]).then(([result]) => result)
   }
 
   private report(gone: LeaseGrant[]): void {
