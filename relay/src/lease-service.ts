@@ -121,7 +121,7 @@ export class LeaseService {
     return live.sort((a, b) => (a.grant.key < b.grant.key ? -1 : a.grant.key > b.grant.key ? 1 : 0))
   }
 
-  /** Collect expired grants and tell their holders (L6). Runs on a timer and before each request. */
+  /** Collect expired grants and tell their holders (L6): on a timer, before `live`, and (in the arbiter) before each request. */
   sweep(): Promise<LeaseGrant[]> {
     return this.stored(this.arbiter.expire())
   }
