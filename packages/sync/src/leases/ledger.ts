@@ -61,12 +61,12 @@ export interface LeaseLedger {
   release(grant: LeaseGrant): Promise<boolean>
   /** Ends every grant whose time is up and returns each once (L6); cheap when nothing is due. */
   expire(): Promise<LeaseGrant[]>
-  /** The live grants, of one space or of all. */
+  /** The live grants (not run out by the ledger's clock), of one space or of all. */
   live(space?: string): Promise<LiveLease[]>
-  /** The live grant on a key, if any. */
+  /** The live grant on a key, if any (one that ran out is not live, even before `expire()` ends it). */
   holder(space: string, key: string): Promise<LiveLease | undefined>
   /** When `expire()` may next find something due (never later than the earliest expiry); undefined when nothing is live. */
   nextExpiry(): Promise<number | undefined>
-  /** Finishes what is pending and lets go of the engine; later operations reject with `closed`. */
+  /** Finishes what is pending and lets go of the engine; later operations reject with `closed`. Idempotent. */
   close(): Promise<void>
 }
