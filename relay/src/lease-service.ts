@@ -72,8 +72,8 @@ export class LeaseService {
   }
 
   /**
-   * Grants the lease once it is stored. The decision is taken in this call, before it returns its promise, so
-   * requests are decided in the order they arrive.
+   * Grants the lease once it is stored. Nothing is awaited before the ledger is asked, so with a ledger that
+   * decides inside the call (memory, SQLite) requests are decided in the order they arrive.
    */
   async acquire(request: LeaseRequest, session?: LeaseSession): Promise<LeaseGrant> {
     checkLeaseSpace(request.space)

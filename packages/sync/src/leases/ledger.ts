@@ -41,8 +41,8 @@ export interface AcquiredLease extends LiveLease {
  *   a restart (or a crash) finds them. Picking the token and recording the grant are one step, so a token is never
  *   handed out before it is stored, and never handed out twice.
  * - Tokens strictly increase per (space, key) across every grant, release, expiry, close and reopen (L2).
- * - A refusal (`locked`, `lease_lost`) changes nothing. Any other rejection (the engine could not make the step
- *   durable) means the step did not happen.
+ * - A refusal (`locked`, `lease_lost`, `closed`) changes nothing. Any other rejection (the engine could not make
+ *   the step durable) means the step did not happen.
  * - Expiry is by the ledger's clock: a grant is live while `now < expiresAt`.
  */
 export interface LeaseLedger {
