@@ -4,6 +4,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net'
 import { parseArgs } from 'node:util'
+import { parseStorageSpec, STORAGE_FORMS } from './storage/storage.ts'
 
 export const DEFAULT_HOST = '127.0.0.1'
 export const DEFAULT_PORT = 8550
@@ -13,8 +14,10 @@ export interface RelayConfig {
   host: string
   /** 0 lets the OS pick a free port; the relay prints the one it got. */
   port: number
-  /** Folder of the relay's store (`chorus.sqlite` inside it); created when missing. */
+  /** Folder of the relay's key, and of its store unless `storage` names another; created when missing. */
   dataDir: string
+  /** Where spaces and leases are kept (`sqlite:PATH`); absent: SQLite in `dataDir`. */
+  storage?: string
   /** Allow a non-loopback host without bearer tokens. */
   insecure: boolean
   /** JSON file of bearer tokens (`{"tokens": [...]}`); without it the relay is open. */
@@ -39,6 +42,8 @@ Options:
   --host <host>   interface to listen on (env CHORUS_HOST, default ${DEFAULT_HOST})
   --port <port>   TCP port, 0 for any free one (env CHORUS_PORT, default ${DEFAULT_PORT})
   --data <dir>    data folder (env CHORUS_DATA, default ${DEFAULT_DATA_DIR})
+  --store <spec>  where spaces and leases are kept: ${STORAGE_FORMS} holding chorus.sqlite and
+                  leases.sqlite (env CHORUS_STORE, default sqlite:<the --data folder>)
   --tokens <file> bearer tokens, JSON {"tokens": [{"token", "participant", "kind", "spaces?"}]}
                   (env CHORUS_TOKENS); required on a non-loopback --host unless --insecure
   --tls-cert <file>, --tls-key <file>
@@ -74,6 +79,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     host?: string | undefined
     port?: string | undefined
     data?: string | undefined
+    store?: string | undefined
     tokens?: string | undefined
     'tls-cert'?: string | undefined
     'tls-key'?: string | undefined
@@ -93,6 +99,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         host: { type: 'string' },
         port: { type: 'string' },
         data: { type: 'string' },
+        store: { type: 'string' },
         tokens: { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -135,6 +142,15 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('--tls-cert and --tls-key go together: give both or neither')
   const defaultSpace = values['default-space'] ?? fromEnv('CHORUS_DEFAULT_SPACE')
   const config: RelayConfig = { host, port, dataDir, insecure }
+  const storage = values.store ?? fromEnv('CHORUS_STORE')
+  if (storage !== undefined) {
+    try {
+      parseStorageSpec(storage)
+    } catch (e) {
+      throw new ConfigError(`invalid --store: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    config.storage = storage
+  }
   if (tokensFile !== undefined) config.tokensFile = tokensFile
   if (certFile !== undefined && keyFile !== undefined) config.tls = { certFile, keyFile }
   if (defaultSpace !== undefined) config.defaultSpace = defaultSpace

@@ -24,13 +24,14 @@
  *
  * From the shell: `npm run relay -- --port 8550 --data .data/relay`. (test/relay/docs.test.ts runs this example.)
  */
-export { Relay, DEFAULT_MAX_FRAME_BYTES, DEFAULT_PING_INTERVAL_MS, DEFAULT_CLOSE_GRACE_MS, STORE_FILE, type RelayOptions, type RelayHealth, type RelayCapabilities } from './relay.ts'
+export { Relay, DEFAULT_MAX_FRAME_BYTES, DEFAULT_PING_INTERVAL_MS, DEFAULT_CLOSE_GRACE_MS, type RelayOptions, type RelayHealth, type RelayCapabilities } from './relay.ts'
 export { Auth, type TokenEntry, type Identity } from './auth.ts'
 export type { Caller } from './access.ts'
 export { HostedSpaces, REST_PRESENCE_MS, type HostedSpace } from './hosted-spaces.ts'
 export { RELAY_VERSION } from './version.ts'
 export { loadOrCreateRelayKey, RELAY_KEY_FILE, type RelayKey } from './relay-key.ts'
-export { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
+export { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './storage/sqlite-lease-ledger.ts'
+export { openStorage, parseStorageSpec, defaultStorage, STORE_FILE, STORAGE_FORMS, type Storage, type StorageSpec } from './storage/storage.ts'
 export { SpaceRegistry, checkSpaceName, DEFAULT_IDLE_MS, MAX_SPACE_NAME_LENGTH, type SpaceRegistryOptions } from './spaces.ts'
 export { SpaceEntry, type SpacePeer } from './space-entry.ts'
 export { SyncConnection, CloseCode, DEFAULT_MAX_MALFORMED, DEFAULT_MAX_BUFFERED_BYTES, type SyncConnectionOptions } from './sync-connection.ts'

@@ -64,6 +64,8 @@ export class LeaseConnection implements LeaseSession {
   private readonly options: LeaseConnectionOptions
   private malformed = 0
   private gone = false
+  /** The last reply queued (see `reply`). */
+  private replies: Promise<void> = Promise.resolve()
 
   constructor(wire: LeaseWire, options: LeaseConnectionOptions) {
     this.wire = wire
@@ -103,6 +105,7 @@ export class LeaseConnection implements LeaseSession {
       return
     }
     let id: number | null = null
+    let answer: LeaseWireReply | Promise<LeaseWireReply>
     try {
       if (!text) throw new ChorusError('invalid_input', 'lease requests are JSON text frames')
       if (bytes.length > this.options.maxFrameBytes) {
@@ -120,35 +123,35 @@ export class LeaseConnection implements LeaseSession {
         const issue = parsed.error.issues[0]
         throw new ChorusError('invalid_input', `${issue?.path.join('.') ?? ''}${issue?.path.length === 0 ? '' : ': '}${issue?.message ?? 'invalid request'}`)
       }
-      const reply = this.answer(parsed.data)
-      // L2: a grant leaves the relay only once its token is on disk.
-      this.options.leases.durable().then(
-        () => this.send(reply),
-        (e: unknown) => {
-          this.options.logger.error('could not commit the lease ledger', { error: e })
-          this.send({ id: reply.id, ok: false, error: { code: 'lease_unavailable', message: 'the relay could not store the lease; try again' } })
-        },
-      )
+      // Decided now, in arrival order; answered once the ledger has stored it (L2: a grant leaves only then).
+      answer = this.answer(parsed.data)
     } catch (e) {
-      const error = e instanceof ChorusError ? e : new ChorusError('invalid_input', 'could not handle the request')
-      if (error.code === 'invalid_input' || error.code === 'too_large') this.countMalformed()
-      this.reply({ id, ok: false, error: { code: error.code, message: error.message, details: { ...error.details } } })
+      answer = this.refusal(id, e)
     }
+    this.reply(answer)
   }
 
-  private answer(req: ReturnType<typeof leaseRequestSchema.parse>): LeaseWireReply {
+  /** The reply to a well-formed request: a refusal the access checks throw at once, the service's later. */
+  private answer(req: ReturnType<typeof leaseRequestSchema.parse>): Promise<LeaseWireReply> {
     const { caller, leases } = this.options
     const target = req.op === 'acquire' ? req : req.grant
     checkSpaceAccess(caller, target.space)
     checkActingAs(caller, target.holder)
+    const refused = (e: unknown): LeaseWireReply => this.refusal(req.id, e)
     switch (req.op) {
       case 'acquire':
-        return { id: req.id, ok: true, grant: leases.acquire({ space: req.space, key: req.key, holder: req.holder, duration: req.duration }, this) }
+        return leases.acquire({ space: req.space, key: req.key, holder: req.holder, duration: req.duration }, this).then((grant) => ({ id: req.id, ok: true, grant }), refused)
       case 'renew':
-        return { id: req.id, ok: true, grant: leases.renew(req.grant, req.duration, this) }
+        return leases.renew(req.grant, req.duration, this).then((grant) => ({ id: req.id, ok: true, grant }), refused)
       case 'release':
-        return { id: req.id, ok: true, released: leases.release(req.grant) }
+        return leases.release(req.grant).then((released) => ({ id: req.id, ok: true, released }), refused)
     }
+  }
+
+  private refusal(id: number | null, e: unknown): LeaseWireReply {
+    const error = e instanceof ChorusError ? e : new ChorusError('invalid_input', 'could not handle the request')
+    if (error.code === 'invalid_input' || error.code === 'too_large') this.countMalformed()
+    return { id, ok: false, error: { code: error.code, message: error.message, details: { ...error.details } } }
   }
 
   private countMalformed(): void {
@@ -159,12 +162,15 @@ export class LeaseConnection implements LeaseSession {
     }
   }
 
-  /** After the ledger commit that precedes it, so replies leave in the order their requests came. */
-  private reply(reply: LeaseWireReply): void {
-    this.options.leases.durable().then(
-      () => this.send(reply),
-      () => this.send(reply),
-    )
+  /** Once every earlier reply is sent, so replies leave in the order their requests came. */
+  private reply(reply: LeaseWireReply | Promise<LeaseWireReply>): void {
+    this.replies = Promise.all([this.replies, reply]).then(([, r]) => {
+      try {
+        this.send(r)
+      } catch (error) {
+        this.options.logger.warn('lease reply failed', { error })
+      }
+    })
   }
 
   private send(body: LeaseWireReply | LeaseLostPush): void {

@@ -37,6 +37,7 @@ if (parsed.help) {
       host: config.host,
       port: config.port,
       dataDir: config.dataDir,
+      storage: config.storage,
       insecure: config.insecure,
       ...(config.p2p === undefined ? {} : { p2p: config.p2p === false ? false : { listen: config.p2p } }),
       logger: stderrLogger,

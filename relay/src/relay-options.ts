@@ -19,12 +19,14 @@ export interface RelayOptions {
   host?: string
   /** 0 picks a free port; `start()` returns the URL with the real one. */
   port?: number
-  /**
-   * Folder holding `chorus.sqlite` (unless `store` is given), the relay's key `relay-key.json` and the lease
-   * token counters `leases.sqlite`.
-   */
+  /** Folder holding the relay's key `relay-key.json`, and its storage unless `storage` names another place. */
   dataDir?: string
-  /** Use this store instead of opening one in `dataDir`; the relay does not close it. */
+  /**
+   * Where spaces and leases are kept (storage/storage.ts): `sqlite:PATH`, a folder holding `chorus.sqlite` and
+   * `leases.sqlite`. Default `sqlite:` and the data folder.
+   */
+  storage?: string
+  /** Use this store instead of the one `storage` names; the relay does not close it. */
   store?: Store
   /** Listen on a non-loopback host without `auth` (anyone who can reach it may read and write every space). */
   insecure?: boolean

@@ -11,10 +11,8 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import { isIP, type AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import { WebSocketServer } from 'ws'
-import { ChorusError, LeaseArbiter, MAX_LEASE_FRAME_BYTES, systemClock, type Clock, type Store } from '@chorus/sync'
-import { SqliteStore } from '@chorus/sync/sqlite'
+import { ChorusError, LeaseArbiter, MAX_LEASE_FRAME_BYTES, systemClock, type Clock } from '@chorus/sync'
 import { SYNC_PROTOCOL } from '@chorus/p2p'
 import { Access } from './access.ts'
 import { Auth } from './auth.ts'
@@ -24,7 +22,6 @@ import { DashboardFiles, DEFAULT_DASHBOARD_DIR } from './dashboard-files.ts'
 import { createNodeGrantSigner } from './grant-signer.ts'
 import { HostedSpaces } from './hosted-spaces.ts'
 import { HttpDispatch } from './http-dispatch.ts'
-import { SqliteLeaseLedger, LEASE_LEDGER_FILE } from './lease-ledger.ts'
 import { LeaseService, RELAY_ORIGIN } from './lease-service.ts'
 import { silentLogger, type Logger } from './logger.ts'
 import { RelayMesh } from './mesh.ts'
@@ -39,6 +36,7 @@ import { SpaceRoutes } from './rest/space-routes.ts'
 import { addStatusRoutes, type RelayCapabilities, type RelayHealth } from './rest/status-routes.ts'
 import type { SpaceEntry } from './space-entry.ts'
 import { checkSpaceName, SpaceRegistry } from './spaces.ts'
+import { defaultStorage, openStorage, type Storage } from './storage/storage.ts'
 import { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MALFORMED } from './sync-connection.ts'
 import { Upgrades } from './upgrade.ts'
 import {
@@ -55,17 +53,14 @@ import { RELAY_VERSION } from './version.ts'
 export type { RelayCapabilities, RelayHealth } from './rest/status-routes.ts'
 export { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_PING_INTERVAL_MS, type RelayOptions } from './relay-options.ts'
 
-export const STORE_FILE = 'chorus.sqlite'
 
 interface Running {
   server: Server
   wss: WebSocketServer
   registry: SpaceRegistry
-  store: Store
-  ownsStore: boolean
+  storage: Storage
   heartbeat: ReturnType<typeof setInterval>
   url: string
-  ledger: SqliteLeaseLedger
   leases: LeaseService
   hosted: HostedSpaces
   upgrades: Upgrades
@@ -188,15 +183,13 @@ export class Relay {
     const dataDir = this.options.dataDir ?? DEFAULT_DATA_DIR
     // Key first: a corrupt key file fails the start before anything is opened.
     const key = loadOrCreateRelayKey(dataDir)
-    const ledger = new SqliteLeaseLedger(join(dataDir, LEASE_LEDGER_FILE))
+    const storage = await openStorage(this.options.storage ?? defaultStorage(dataDir), { clock: this.clock, store: this.options.store })
+    const { store } = storage
     let arbiter: LeaseArbiter
-    const ownsStore = this.options.store === undefined
-    let store: Store
     try {
-      arbiter = new LeaseArbiter({ signer: createNodeGrantSigner(key.secretKey), clock: this.clock, ledger })
-      store = this.options.store ?? new SqliteStore(join(dataDir, STORE_FILE))
+      arbiter = new LeaseArbiter({ signer: createNodeGrantSigner(key.secretKey), ledger: storage.ledger })
     } catch (e) {
-      ledger.close()
+      await storage.close()
       throw e
     }
     // The registry is declared below; the service only asks it once requests arrive.
@@ -205,7 +198,6 @@ export class Relay {
       clock: this.clock,
       loadedDoc: (name) => registry.loaded(name)?.doc,
       logger: this.logger,
-      durable: () => ledger.durable(),
     })
     let mesh: RelayMesh | undefined
     const registry = new SpaceRegistry({
@@ -215,7 +207,7 @@ export class Relay {
       onLoad: (entry) => {
         mesh?.know(entry.name)
         this.claimSpace(entry, key.publicKey)
-        if (!entry.name.includes('#')) leases.reconcile(entry.name, entry.doc)
+        if (!entry.name.includes('#')) void leases.reconcile(entry.name, entry.doc)
       },
     })
     const hosted = new HostedSpaces({
@@ -280,7 +272,7 @@ export class Relay {
       }
     } catch (e) {
       server.close()
-      await closeParts({ leases, hosted, registry, store, ownsStore, ledger, mesh })
+      await closeParts({ leases, hosted, registry, storage, mesh })
       throw e
     }
     const { port } = server.address() as AddressInfo
@@ -288,7 +280,7 @@ export class Relay {
     const heartbeat = setInterval(() => this.connections.heartbeat(), this.pingIntervalMs)
     heartbeat.unref()
     const url = `${tls === undefined ? 'http' : 'https'}://${host}:${port}`
-    this.running = { server, wss, registry, store, ownsStore, heartbeat, url, ledger, leases, hosted, upgrades, mesh }
+    this.running = { server, wss, registry, storage, heartbeat, url, leases, hosted, upgrades, mesh }
     this.logger.info('listening', { url, p2p: mesh?.multiaddrs })
     return { url }
   }
@@ -331,13 +323,12 @@ export class Relay {
 }
 
 /** Stops what `open()` started after the HTTP server, in reverse order: nothing is written after its store closes. */
-async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'store' | 'ownsStore' | 'ledger' | 'mesh'>): Promise<void> {
+async function closeParts(parts: Pick<Running, 'leases' | 'hosted' | 'registry' | 'storage' | 'mesh'>): Promise<void> {
   parts.leases.close()
   await parts.mesh?.stop()
   await parts.hosted.close()
   await parts.registry.close()
-  if (parts.ownsStore) await parts.store.close()
-  parts.ledger.close()
+  await parts.storage.close()
 }
 
 /** TCP on `port` + 1 and WebSockets on `port` + 2 (any free ports for 0), on the HTTP host if it is an IP. */

@@ -85,7 +85,7 @@ describe('leases over libp2p', () => {
     alice.onLost((grant, reason) => lost.push([grant.token, reason]))
     const grant = await alice.acquire({ space: 'team', key: 'lock:r', holder: 'alice', duration: 5_000 })
     clock.advance(5_001)
-    relay.leases.sweep()
+    await relay.leases.sweep()
     await until(() => lost.length === 1, 'lease_lost over the libp2p stream')
     expect(lost).toEqual([[grant.token, 'expired']])
   })

@@ -115,6 +115,22 @@ describe('parseConfig', () => {
     expect(() => parseConfig(['--dashboard', ' '], {})).toThrow(/must name a folder/)
   })
 
+  it('takes --store (or CHORUS_STORE) as sqlite:PATH, and leaves the default to the --data folder', () => {
+    expect(parseConfig(['--data', 'd'], {})).toEqual({ help: false, config: { host: '127.0.0.1', port: DEFAULT_PORT, dataDir: 'd', insecure: false } })
+    expect(parseConfig(['--store', 'sqlite:/var/lib/chorus'], {})).toMatchObject({ config: { storage: 'sqlite:/var/lib/chorus', dataDir: '.data/relay' } })
+    expect(parseConfig([], { CHORUS_STORE: 'sqlite:store' })).toMatchObject({ config: { storage: 'sqlite:store' } })
+    expect(parseConfig(['--store', 'sqlite:flag'], { CHORUS_STORE: 'sqlite:env' })).toMatchObject({ config: { storage: 'sqlite:flag' } })
+    for (const [spec, message] of [
+      ['postgres://u:p@host/db', /invalid --store: unknown storage engine "postgres"; expected sqlite:PATH \(a folder\)$/],
+      ['/var/lib/chorus', /invalid --store: "\/var\/lib\/chorus" names no storage engine; expected sqlite:PATH/],
+      ['sqlite:', /invalid --store: sqlite: needs a folder/],
+    ] as const) {
+      expect(() => parseConfig(['--store', spec], {}), spec).toThrow(ConfigError)
+      expect(() => parseConfig(['--store', spec], {}), spec).toThrow(message)
+      expect(() => parseConfig(['--store', spec], {}), spec).not.toThrow(/:p@|secret/)
+    }
+  })
+
   it('refuses bad values with ConfigError (exit code 2)', () => {
     for (const port of ['-1', '65536', '1.5', 'abc', '', ' 80']) {
       expect(() => parseConfig(['--port', port], {}), port).toThrow(ConfigError)

@@ -150,7 +150,7 @@ describe('L1 at most one live grant per key', () => {
       // The REST path wraps its refusal in a plain Error from grantOf; the body still names the code.
       expect(reason instanceof ChorusError ? reason.code : reason.message).toMatch(/locked/)
     }
-    expect(relay.leases.live(SPACE).map((l) => l.grant)).toEqual([winner])
+    expect((await relay.leases.live(SPACE)).map((l) => l.grant)).toEqual([winner])
 
     // Still one holder a millisecond before the end; at the end, the next acquire gets it and nothing else is live.
     const other = holders.find((h) => h !== winner.holder) as string
@@ -258,13 +258,13 @@ describe('L3 a grant carries a duration, counted by the holder from when it sent
     // Only a duration travels: no wall-clock time the two clocks would have to agree on.
     expect(Object.keys(grant).sort()).toEqual(['duration', 'holder', 'key', 'signature', 'space', 'token'])
     // The relay counts from when it granted, after the request's delay ...
-    expect(relay.leases.live(SPACE)).toEqual([{ grant, expiresAt: sent + toRelay + 1_000 }])
+    expect(await relay.leases.live(SPACE)).toEqual([{ grant, expiresAt: sent + toRelay + 1_000 }])
     // ... the holder from when it sent: the reply took the whole duration, so it believes it holds nothing,
     // while the relay still has the grant live for another 400 ms.
     expect(await lost).toEqual({ grant, reason: 'expired' })
     expect(client.heldGrants()).toEqual([])
     expect(time.now()).toBe(sent + 1_000)
-    expect(relay.leases.holder(SPACE, 'task:l3')).toEqual(grant)
+    expect(await relay.leases.holder(SPACE, 'task:l3')).toEqual(grant)
   })
 
   it('L3: a Space records its claim from the send time, so its view ends no later than the relay grant', async () => {
@@ -282,13 +282,13 @@ describe('L3 a grant carries a duration, counted by the holder from when it sent
     const claimed = await space.tasks.claim(task.id, 'alice', { duration: 10_000, renew: false })
     expect(claimed.claim).toMatchObject({ holder: 'alice', at: sentSkewed, duration: 10_000 })
     const expiresAt = sentReal + toRelay + 10_000
-    expect(relay.leases.live(SPACE)[0]?.expiresAt).toBe(expiresAt)
+    expect((await relay.leases.live(SPACE))[0]?.expiresAt).toBe(expiresAt)
 
     time.set(sentReal + 10_000) // the holder's own count has run out
     expect(space.tasks.get(task.id)?.status).toBe('open')
-    expect(relay.leases.holder(SPACE, `task:${task.id}`)?.holder).toBe('alice') // the relay's has not
+    expect((await relay.leases.holder(SPACE, `task:${task.id}`))?.holder).toBe('alice') // the relay's has not
     time.set(expiresAt)
-    expect(relay.leases.live(SPACE)).toEqual([])
+    expect(await relay.leases.live(SPACE)).toEqual([])
   })
 })
 
@@ -302,7 +302,7 @@ describe('L4 renew extends a grant only when key, holder and token match the liv
     clock.advance(600)
     const renewed = await client.renew(grant)
     expect(renewed).toMatchObject({ key, holder: 'alice', token: grant.token, duration: 1_000 })
-    expect(relay.leases.live(SPACE)[0]?.expiresAt).toBe(clock.now() + 1_000)
+    expect((await relay.leases.live(SPACE))[0]?.expiresAt).toBe(clock.now() + 1_000)
     const longer = await client.renew(renewed, 3_000)
     expect(longer).toMatchObject({ token: grant.token, duration: 3_000 })
     const expiresAt = clock.now() + 3_000
@@ -317,14 +317,14 @@ describe('L4 renew extends a grant only when key, holder and token match the liv
       expect(await codeOf(client.renew(wrong)), JSON.stringify(wrong)).toBe('lease_lost')
     }
     // The refused renewals changed nothing.
-    expect(relay.leases.live(SPACE)).toEqual([{ grant: longer, expiresAt }])
+    expect(await relay.leases.live(SPACE)).toEqual([{ grant: longer, expiresAt }])
 
     // After a re-acquire the earlier grant (older token) no longer renews, after expiry neither does the newest.
     const newer = await client.acquire({ space: SPACE, key, holder: 'alice', duration: 1_000 })
     expect(await codeOf(client.renew(longer))).toBe('lease_lost')
     clock.advance(1_000)
     expect(await codeOf(client.renew(newer))).toBe('lease_lost')
-    expect(relay.leases.live(SPACE)).toEqual([])
+    expect(await relay.leases.live(SPACE)).toEqual([])
   })
 
   it('L4: over REST', async () => {
@@ -369,19 +369,19 @@ describe('L5 release frees the key at once, only for the holder; expiry frees it
     await bob.release({ ...grant, holder: 'bob' })
     await bob.release({ ...grant, token: grant.token + 1 })
     await bob.release({ ...grant, key: 'resource:other' })
-    expect(relay.leases.holder(SPACE, key)).toEqual(grant)
-    expect(relay.leases.release({ ...grant, holder: 'bob' })).toBe(false)
+    expect(await relay.leases.holder(SPACE, key)).toEqual(grant)
+    expect(await relay.leases.release({ ...grant, holder: 'bob' })).toBe(false)
 
     await alice.release(grant)
-    expect(relay.leases.live(SPACE)).toEqual([])
+    expect(await relay.leases.live(SPACE)).toEqual([])
     // At once: no clock movement before the next holder gets it.
     const next = await bob.acquire({ space: SPACE, key, holder: 'bob', duration: 1_000 })
     expect(next.holder).toBe('bob')
-    expect(relay.leases.release(grant)).toBe(false) // the old grant stays dead
+    expect(await relay.leases.release(grant)).toBe(false) // the old grant stays dead
 
     // Expiry frees it too, with nobody releasing.
     clock.advance(1_000)
-    expect(relay.leases.live(SPACE)).toEqual([])
+    expect(await relay.leases.live(SPACE)).toEqual([])
     expect((await alice.acquire({ space: SPACE, key, holder: 'alice', duration: 1_000 })).token).toBeGreaterThan(next.token)
   })
 
@@ -413,10 +413,10 @@ describe('L5 release frees the key at once, only for the holder; expiry frees it
     const bobOverWs = leaseClient(url, { token: 'bob-secret-token' })
     expect(await codeOf(bobOverWs.release(grant))).toBe('forbidden')
     expect(await codeOf(bobOverWs.renew(grant))).toBe('forbidden')
-    expect(relay.leases.holder(SPACE, 'task:l5a')).toEqual(grant)
+    expect(await relay.leases.holder(SPACE, 'task:l5a')).toEqual(grant)
     const aliceOverWs = leaseClient(url, { token: 'alice-secret-token' })
     await aliceOverWs.release(grant)
-    expect(relay.leases.live(SPACE)).toEqual([])
+    expect(await relay.leases.live(SPACE)).toEqual([])
   })
 })
 
@@ -436,7 +436,7 @@ describe('L6 a holder that loses its lease is told, and its later fenced writes 
 
     const lost = nextLoss(client)
     relayClock.advance(60_000)
-    expect(relay.leases.sweep().map((g) => g.token)).toEqual([token])
+    expect((await relay.leases.sweep()).map((g) => g.token)).toEqual([token])
     expect(await lost).toMatchObject({ grant: { key: `task:${task.id}`, holder: 'alice', token }, reason: 'expired' })
     expect(events).toEqual([{ key: `task:${task.id}`, token, reason: 'expired' }])
 
@@ -458,7 +458,7 @@ describe('L6 a holder that loses its lease is told, and its later fenced writes 
     expect(space.resources.edit(doc.id, 'alice', 'v1').version).toBe(2) // created at version 1
     const lost = nextLoss(client)
     relayClock.advance(20_000)
-    relay.leases.sweep()
+    await relay.leases.sweep()
     expect((await lost).reason).toBe('expired')
     const error = await codeOf(Promise.resolve().then(() => space.resources.edit(doc.id, 'alice', 'v2')))
     expect(error).toBe('fenced')
@@ -631,7 +631,7 @@ describe('L9 writes under a lock carry its token; stale tokens are refused by th
 
     const lost = nextLoss(aliceLeases)
     relayClock.advance(1_000)
-    relay.leases.sweep()
+    await relay.leases.sweep()
     await lost
     // Refused by the API: A still sees the lock by its clock, but was told it lost it.
     expect(await codeOf(Promise.resolve().then(() => a.space.resources.edit(id, 'alice', 'v2 by alice')))).toBe('fenced')

@@ -213,11 +213,11 @@ async function run(seed: number): Promise<Stats> {
   const describeGrant = (g: LeaseGrant): string => `${g.holder}@${leaseId(g)}#${g.token}/${g.duration}`
 
   /** L1, L5, L6: the relay holds exactly the model's live grants, and reported exactly the expired ones. */
-  const check = (): void => {
+  const check = async (): Promise<void> => {
     const now = clock.now()
     model.expire(now)
     for (const space of SPACES) {
-      const actual = h.leases.live(space)
+      const actual = await h.leases.live(space)
       const keys = actual.map((l) => l.grant.key)
       if (new Set(keys).size !== keys.length) fail(`L1: two live grants on one key in ${space}: ${keys.join(', ')}`)
       const expected = [...model.live.values()].filter((l) => l.grant.space === space).sort((a, b) => (a.grant.key < b.grant.key ? -1 : 1))
@@ -321,7 +321,7 @@ async function run(seed: number): Promise<Stats> {
     } else stats.releaseRefused++
   }
 
-  const advance = (): void => {
+  const advance = async (): Promise<void> => {
     const now = clock.now()
     const expiries = [...model.live.values()].map((l) => l.expiresAt).filter((t) => t > now)
     // Sometimes land exactly on an expiry: a grant is dead at its expiry instant, not a millisecond later.
@@ -330,7 +330,7 @@ async function run(seed: number): Promise<Stats> {
     const before = model.expired.size
     model.expire(clock.now())
     stats.expired += model.expired.size - before
-    const swept = random() < 0.5 ? h.leases.sweep() : []
+    const swept = random() < 0.5 ? await h.leases.sweep() : []
     note(`advance ${by}${swept.length > 0 ? `, swept ${swept.map(describeGrant).join(' ')}` : ''}`)
     for (const g of swept) if (!model.expired.has(grantId(g))) fail(`L5: sweep collected ${describeGrant(g)}, which had not run out`)
   }
@@ -353,8 +353,8 @@ async function run(seed: number): Promise<Stats> {
       else if (r < 0.33) await acquire()
       else if (r < 0.58) await renew()
       else if (r < 0.75) await release()
-      else advance()
-      check()
+      else await advance()
+      await check()
     }
   } finally {
     await h.stop()

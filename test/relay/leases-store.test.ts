@@ -51,27 +51,27 @@ describe('relay lease arbiter', () => {
     const first = await f.startRelay({ clock })
     const tokens: number[] = []
     for (let i = 0; i < 3; i++) {
-      const grant = first.relay.leases.acquire(request('alice'))
+      const grant = await first.relay.leases.acquire(request('alice'))
       tokens.push(grant.token)
-      expect(first.relay.leases.release(grant)).toBe(true)
+      expect(await first.relay.leases.release(grant)).toBe(true)
     }
-    const other = first.relay.leases.acquire(request('bob', 'task:t-2'))
+    const other = await first.relay.leases.acquire(request('bob', 'task:t-2'))
     expect(tokens).toEqual([1, 2, 3])
     expect(other.token).toBe(1) // per key: another key has its own sequence
     await first.relay.stop()
 
     const second = await f.startRelay({ clock })
     // The restarted relay never reuses a token, and still knows that bob holds task:t-2 (L1 across restarts).
-    const after = second.relay.leases.acquire(request('carol'))
+    const after = await second.relay.leases.acquire(request('carol'))
     expect(after.token).toBe(4)
-    expect(() => second.relay.leases.acquire(request('carol', 'task:t-2'))).toThrow(/held by bob/)
+    await expect(second.relay.leases.acquire(request('carol', 'task:t-2'))).rejects.toThrow(/held by bob/)
     clock.advance(1_000)
-    expect(second.relay.leases.acquire(request('carol', 'task:t-2')).token).toBe(2)
+    expect((await second.relay.leases.acquire(request('carol', 'task:t-2'))).token).toBe(2)
   })
 
   it('L7: a grant from the relay verifies against the relay public key', async () => {
     const { relay } = await f.startRelay({ clock: new ManualClock() })
-    const grant = relay.leases.acquire(request('alice'))
+    const grant = await relay.leases.acquire(request('alice'))
     const publicKey = relay.publicKey ?? ''
     const verify = createGrantVerifier(publicKey)
     expect(verify(grant)).toBe(true)

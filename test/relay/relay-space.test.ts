@@ -67,7 +67,7 @@ describe('replicas with the relay as arbiter', () => {
     a.space.events.on('lease_lost', (e) => lost.push(e))
     await a.space.tasks.claim(task.id, 'ann', { duration: 60_000, renew: false })
     clock.advance(60_001)
-    relay.leases.sweep()
+    await relay.leases.sweep()
     await until(() => lost.length === 1, 'the lease_lost event')
     expect(lost[0]?.data).toMatchObject({ key: `task:${task.id}`, reason: 'expired' })
     // The replica's own clock says the claim still runs, but it was told: the write is refused.

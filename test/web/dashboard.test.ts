@@ -132,7 +132,7 @@ describe('the dashboard in Chromium', () => {
         later(offset).then(() => button.dispatchEvent('click')),
       ])
       await ada.page.locator(`[data-testid="task"][data-id="${task.id}"][data-status="claimed"]`).waitFor()
-      const lease = f.relay.leases.holder(space, `task:${task.id}`)
+      const lease = await f.relay.leases.holder(space, `task:${task.id}`)
       expect(lease?.holder === 'bot' || lease?.holder === 'ada', `round ${round}: a live lease`).toBe(true)
       const winner = lease?.holder as string
       winners.push(winner)
@@ -358,7 +358,7 @@ describe('the dashboard in Chromium', () => {
       const task = bot.space.member('bot').createTask({ title: 'Check the token path' })
       await show(ada.page, 'tasks')
       await ada.page.locator(`[data-testid="task"][data-id="${task.id}"]`).getByTestId('task-claim').click()
-      await until(() => secured.relay.leases.holder('team', `task:${task.id}`)?.holder === 'ada.l', 'the relay to grant ada.l the claim', WAIT_MS)
+      await until(async () => (await secured.relay.leases.holder('team', `task:${task.id}`))?.holder === 'ada.l', 'the relay to grant ada.l the claim', WAIT_MS)
       noProblems(ada)
       // Chromium logs the refused /whoami itself.
       expect(stranger.problems.filter((p) => !/^error: Failed to load resource: the server responded with a status of 401 \(Unauthorized\) \(http:\/\/127\.0\.0\.1:\d+\/whoami\)$/.test(p))).toEqual([])

@@ -20,23 +20,20 @@ export interface LeaseRoutesContext {
 export function addLeaseRoutes(routes: SpaceRoutes, context: LeaseRoutesContext): void {
   routes.post('/leases/acquire', acquireSchema, async ({ space, caller, body }) => {
     checkActingAs(caller, body.holder)
-    const grant = context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
-    await context.leases.durable()
+    const grant = await context.leases.acquire({ space, key: body.key, holder: body.holder, duration: body.duration })
     return { grant }
   })
   routes.post('/leases/renew', renewSchema, async ({ space, caller, body }) => {
     checkGrant(body.grant, space, caller)
-    const grant = context.leases.renew(body.grant, body.duration)
-    await context.leases.durable()
+    const grant = await context.leases.renew(body.grant, body.duration)
     return { grant }
   })
   routes.post('/leases/release', releaseSchema, async ({ space, caller, body }) => {
     checkGrant(body.grant, space, caller)
-    const released = context.leases.release(body.grant)
-    await context.leases.durable()
+    const released = await context.leases.release(body.grant)
     return { released }
   })
-  routes.get('/leases', ({ space }) => ({ leases: context.leases.live(space) }))
+  routes.get('/leases', async ({ space }) => ({ leases: await context.leases.live(space) }))
 }
 
 function checkGrant(grant: LeaseGrant, space: string, caller: Caller): void {

@@ -3,6 +3,7 @@ import { createGrantSigner, generateSecretKey } from './grants.ts'
 import type { LeaseClient, LeaseLossReason, LeaseRequest } from './lease-client.ts'
 import type { LeaseGrant } from '../schema.ts'
 import { LeaseArbiter } from './arbiter.ts'
+import { MemoryLeaseLedger } from './memory-ledger.ts'
 
 /**
  * An in-process arbiter behind the LeaseClient interface. Leases it grants are only as shared as the object:
@@ -16,23 +17,23 @@ export class LocalLeaseClient implements LeaseClient {
   constructor(options: { clock?: Clock; secretKey?: Uint8Array } = {}) {
     this.arbiter = new LeaseArbiter({
       signer: createGrantSigner(options.secretKey ?? generateSecretKey()),
-      clock: options.clock ?? systemClock,
+      ledger: new MemoryLeaseLedger({ clock: options.clock ?? systemClock }),
+    })
+    this.arbiter.onExpired((grant) => {
+      for (const l of this.listeners) l(grant, 'expired')
     })
   }
 
-  acquire(request: LeaseRequest): Promise<LeaseGrant> {
-    this.sweep()
-    return Promise.resolve().then(() => this.arbiter.acquire(request))
+  async acquire(request: LeaseRequest): Promise<LeaseGrant> {
+    return (await this.arbiter.acquire(request)).grant
   }
 
-  renew(grant: LeaseGrant, duration?: number): Promise<LeaseGrant> {
-    this.sweep()
-    return Promise.resolve().then(() => this.arbiter.renew(grant, duration))
+  async renew(grant: LeaseGrant, duration?: number): Promise<LeaseGrant> {
+    return (await this.arbiter.renew(grant, duration)).grant
   }
 
-  release(grant: LeaseGrant): Promise<void> {
-    this.arbiter.release(grant)
-    return Promise.resolve()
+  async release(grant: LeaseGrant): Promise<void> {
+    await this.arbiter.release(grant)
   }
 
   publicKey(): Promise<string> {
@@ -44,8 +45,8 @@ export class LocalLeaseClient implements LeaseClient {
     return () => this.listeners.delete(listener)
   }
 
-  /** Expires what is due and tells listeners; called on every request (a clock-driven caller may call it too). */
-  sweep(): void {
-    for (const g of this.arbiter.expire()) for (const l of this.listeners) l(g, 'expired')
+  /** Expires what is due and tells listeners; done before every request (a clock-driven caller may call it too). */
+  async sweep(): Promise<void> {
+    await this.arbiter.expire()
   }
 }
