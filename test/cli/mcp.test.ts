@@ -8,8 +8,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Message, Proposal, Task } from '@chorus/sync'
 import type { Held, ParticipantView, Results } from '@chorus/agent'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CHORUS_MAIN, ROOT, startRelayProcess, type RelayProcess } from './relay-process.ts'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ROOT } from '../support/paths.ts'
+import { relayProcessForAll } from '../support/relay-process.ts'
+import { CHORUS_MAIN, relayArgs } from './chorus-command.ts'
 
 const TOOLS = [
   'send_message',
@@ -62,13 +64,7 @@ interface ToolResult {
   text: string
 }
 
-let relay: RelayProcess
-beforeAll(async () => {
-  relay = await startRelayProcess()
-})
-afterAll(async () => {
-  await relay.stop()
-})
+const relay = relayProcessForAll({ args: relayArgs })
 
 let spaces = 0
 /** A fresh space per test, so tests never see each other's tasks and messages. */
