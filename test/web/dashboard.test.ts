@@ -7,8 +7,9 @@ import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Auth } from '@chorus/relay'
 import { EVENT_TYPES, openRelaySpace, RESTRICTED_CHANNELS, type RelaySpace, type Space } from '@chorus/sync'
+import { Signal } from '@chorus/sync/testing'
 import { codeOf } from '../support/errors.ts'
-import { nextTurn, spaceUpdates, until } from '../support/wait.ts'
+import { nextTurn, signalled, spaceUpdates, until } from '../support/wait.ts'
 import { dashboardFixture, join, messageTexts, screenshot, show, waitForStatus, type DashboardFixture, type WatchedPage } from './browser.ts'
 
 let f: DashboardFixture
@@ -113,25 +114,43 @@ describe('the dashboard in Chromium', () => {
     const bot = await agent(space)
     const botMember = bot.space.member('bot')
     const ada = await f.open()
+    // Every lease request the page sends, as it leaves the browser.
+    const sent = { acquires: 0, signal: new Signal() }
+    ada.page.on('websocket', (ws) => {
+      if (!new URL(ws.url()).pathname.endsWith('/leases')) return
+      ws.on('framesent', ({ payload }) => {
+        if (typeof payload === 'string' && (JSON.parse(payload) as { op?: string }).op === 'acquire') sent.acquires++
+        sent.signal.notify()
+      })
+    })
     await join(ada.page, f.url, 'Ada', space)
     await show(ada.page, 'tasks')
-    // Each round the person clicks the claim button they see while the agent claims, a few turns of the event loop
-    // before or after (negative: the agent first). The button is taken before the round starts, as the person sees
-    // it; both claims are in flight together and the relay decides. Who wins is not scripted.
-    const offsets = [0, 0, 0, 0, 1, -1, 2, -2, 5, -5, 10, -10]
+    // Each round the person clicks the claim button they see while the agent claims: in the same turn, or one
+    // after the other's request has gone out. The button is taken before the round starts, as the person sees it;
+    // both claims are in flight together and the relay decides. Who wins is not scripted.
+    const starts = ['together', 'together', 'together', 'together', 'agent', 'page', 'agent', 'page', 'agent', 'page', 'agent', 'page'] as const
     const winners: string[] = []
-    const later = async (turns: number): Promise<void> => {
-      for (let i = 0; i < turns; i++) await nextTurn()
-    }
-    for (const [round, offset] of offsets.entries()) {
+    for (const [round, first] of starts.entries()) {
       const task = botMember.createTask({ title: `race ${round}` })
       const card = ada.page.locator(`[data-testid="task"][data-id="${task.id}"]`)
       const button = await card.getByTestId('task-claim').elementHandle()
       if (button === null) throw new Error(`round ${round}: no claim button`)
-      const [agentResult] = await Promise.all([
-        later(-offset).then(() => codeOf(bot.space.tasks.claim(task.id, 'bot'))),
-        later(offset).then(() => button.dispatchEvent('click')),
-      ])
+      const agentClaims = (): Promise<string> => codeOf(bot.space.tasks.claim(task.id, 'bot'))
+      let agentResult: string
+      if (first === 'together') {
+        ;[agentResult] = await Promise.all([agentClaims(), button.dispatchEvent('click')])
+      } else if (first === 'agent') {
+        // The agent's request is written to its socket within the turn its claim starts.
+        const claimed = agentClaims()
+        await nextTurn()
+        await button.dispatchEvent('click')
+        agentResult = await claimed
+      } else {
+        const before = sent.acquires
+        await button.dispatchEvent('click')
+        await until(() => sent.acquires > before, `round ${round}: the page's claim to leave the browser`, { on: signalled(sent.signal) })
+        agentResult = await agentClaims()
+      }
       await ada.page.locator(`[data-testid="task"][data-id="${task.id}"][data-status="claimed"]`).waitFor()
       const lease = f.relay.leases.holder(space, `task:${task.id}`)
       expect(lease?.holder === 'bot' || lease?.holder === 'ada', `round ${round}: a live lease`).toBe(true)
