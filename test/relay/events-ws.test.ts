@@ -203,8 +203,8 @@ describe('WS /ws/<entity>', () => {
 
   it('heartbeat: a client that answers pings stays, one that does not is dropped', async () => {
     const g = fixtureForTest()
-    // Heartbeats 10 times a second: often enough for a short test, and a pause of the busy machine between a ping
-    // and its pong still does not count as a missed pong.
+    // Heartbeats 10 times a second: soon enough for a short test, and a pause of a busy machine between a ping and
+    // its pong still does not count as a missed pong.
     const { url: fast } = await g.startRelay({ pingIntervalMs: 100 })
     await register(hub(fast), [
       ['alice', 'human'],

@@ -3,6 +3,7 @@
  */
 import { beforeEach } from 'vitest'
 import type { RelayOptions } from '@chorus/relay'
+import { forwarding } from '../support/forwarding.ts'
 import type { Fixture } from '../support/relay.ts'
 
 export interface Reply<T = Record<string, unknown>> {
@@ -43,18 +44,10 @@ export function hubPerTest(f: Fixture, options?: RelayOptions): Hub {
   beforeEach(async () => {
     current = hub((await f.startRelay(options)).url)
   })
-  const now = (): Hub => {
+  return forwarding(() => {
     if (current === undefined) throw new Error('the relay is there only while a test runs')
     return current
-  }
-  return {
-    get url() {
-      return now().url
-    },
-    get: (path) => now().get(path),
-    post: (path, body) => now().post(path, body),
-    raw: (method, path, text) => now().raw(method, path, text),
-  }
+  })
 }
 
 // The response shapes as a client sees them: written out here rather than imported, so the tests pin the contract.

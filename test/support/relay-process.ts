@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { aroundAll, onTestFinished } from 'vitest'
 import { exited, running, type Exit } from './child.ts'
+import { forwarding } from './forwarding.ts'
 import { ROOT } from './paths.ts'
 import { makeTempDir, type TempDir } from './temp.ts'
 import { WAIT_MS } from './wait.ts'
@@ -175,32 +176,10 @@ export function relayProcessForAll(options: RelayProcessOptions = {}): RelayProc
       }
     })
   })
-  const now = (): RelayProcess => {
+  return forwarding(() => {
     if (current === undefined) throw new Error('the relay process runs only while the tests run')
     return current
-  }
-  return {
-    get url() {
-      return now().url
-    },
-    get port() {
-      return now().port
-    },
-    get dataDir() {
-      return now().dataDir
-    },
-    get child() {
-      return now().child
-    },
-    get lines() {
-      return now().lines
-    },
-    stderr: () => now().stderr(),
-    stop: (signal) => now().stop(signal),
-    start: () => now().start(),
-    restart: (signal) => now().restart(signal),
-    close: () => now().close(),
-  }
+  })
 }
 
 /** A relay process killed, with its folder removed, when the running test has finished. Call it in the test. */

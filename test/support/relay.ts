@@ -7,6 +7,7 @@ import { WebSocket as WsClient, type ClientOptions } from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { Relay, silentLogger, type RelayHealth, type RelayOptions } from '@chorus/relay'
+import { forwarding } from './forwarding.ts'
 import { makeTempDir } from './temp.ts'
 import { nextEvent } from './wait.ts'
 
@@ -72,19 +73,10 @@ export function fixturePerTest(): Fixture {
   beforeEach(() => {
     current = fixtureForTest()
   })
-  const now = (): Fixture => {
+  return forwarding(() => {
     if (current === undefined) throw new Error('the relay fixture is there only while a test runs')
     return current
-  }
-  return {
-    get dir() {
-      return now().dir
-    },
-    startRelay: (options) => now().startRelay(options),
-    provider: (...args) => now().provider(...args),
-    raw: (...args) => now().raw(...args),
-    teardown: () => now().teardown(),
-  }
+  })
 }
 
 export const wsUrl = (url: string): string => url.replace(/^http/, 'ws')

@@ -49,6 +49,14 @@ runTransportTests('StreamTransport over a PassThrough pair', () => {
   return Promise.resolve({ a, b, teardown })
 })
 
+/** A StreamTransport reading what the test writes to `input`, and the errors it reports. */
+function fedTransport(options: { maxMessageBytes?: number } = {}): { input: PassThrough; errors: Error[]; t: StreamTransport } {
+  const input = new PassThrough()
+  const errors: Error[] = []
+  const t = new StreamTransport({ readable: input, writable: new PassThrough(), peer: 'p', maxMessageBytes: options.maxMessageBytes, onError: (e) => errors.push(e) })
+  return { input, errors, t }
+}
+
 class Log implements TransportListener {
   joined: PeerId[] = []
   left: PeerId[] = []
@@ -82,15 +90,7 @@ describe('StreamTransport framing', () => {
   })
 
   it('closes with too_large on an oversize frame instead of allocating it', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({
-      readable: input,
-      writable: new PassThrough(),
-      peer: 'p',
-      maxMessageBytes: 1024,
-      onError: (e) => errors.push(e),
-    })
+    const { input, errors, t } = fedTransport({ maxMessageBytes: 1024 })
     const log = new Log()
     await t.start(log)
     input.write(encoding.encode((e) => encoding.writeVarUint(e, 2 ** 40)))
@@ -102,15 +102,7 @@ describe('StreamTransport framing', () => {
   })
 
   it('closes with corrupt on a length prefix that never ends', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({
-      readable: input,
-      writable: new PassThrough(),
-      peer: 'p',
-      maxMessageBytes: Number.MAX_SAFE_INTEGER,
-      onError: (e) => errors.push(e),
-    })
+    const { input, errors, t } = fedTransport({ maxMessageBytes: Number.MAX_SAFE_INTEGER })
     await t.start(new Log())
     input.write(new Uint8Array(12).fill(0x80))
     await once(input, 'close')
@@ -118,9 +110,7 @@ describe('StreamTransport framing', () => {
   })
 
   it('reports a stream that ends mid-frame', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({ readable: input, writable: new PassThrough(), peer: 'p', onError: (e) => errors.push(e) })
+    const { input, errors, t } = fedTransport()
     const log = new Log()
     await t.start(log)
     input.end(new Uint8Array([5, 1, 2]))
