@@ -1,7 +1,8 @@
 /**
  * Chorus over real libp2p nodes on loopback TCP: documents converge across topologies, through a partition and
  * its healing, a late joiner catches up from one peer, non-members get nothing of a document (checked on the
- * wire), and the size limits hold. Nothing is mocked; every wait polls a condition with a generous deadline.
+ * wire), and the size limits hold. Nothing is mocked; every wait is for a condition, re-checked as documents change
+ * (or polled where nothing announces it), with a generous safety deadline.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
