@@ -7,7 +7,7 @@ import * as Y from 'yjs'
 import { encodeSyncStep1, encodeSyncUpdate } from '@chorus/sync'
 import { CloseCode, DEFAULT_MAX_FRAME_BYTES } from '@chorus/relay'
 import { closed, fixturePerTest, health, opened, synced } from '../support/relay.ts'
-import { until, updates } from '../support/wait.ts'
+import { nextEvent, until, updates } from '../support/wait.ts'
 
 const f = fixturePerTest()
 
@@ -103,7 +103,7 @@ describe('relay under bad input', () => {
 
     // The stock provider takes 4400 as final: it reports 'closed' and does not retry.
     const p = f.provider(url, 'bad name')
-    const [event] = await new Promise<[{ code: number; reason: string }]>((resolve) => p.once('closed', (e) => resolve([e])))
+    const [event] = await nextEvent<[{ code: number; reason: string }]>(p, 'closed')
     expect(event.code).toBe(CloseCode.badRequest)
     expect(p.shouldConnect).toBe(false)
     expect((await health(url)).spaces).toBe(0)
@@ -117,7 +117,8 @@ describe('relay under bad input', () => {
     expect(await res.json()).toMatchObject({ error: 'not_found' })
 
     const raw = f.raw(url, '/elsewhere/team')
-    const status = await new Promise<number>((resolve) => raw.on('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0)))
+    const [, response] = await nextEvent<[unknown, { statusCode?: number }]>(raw, 'unexpected-response')
+    const status = response.statusCode ?? 0
     expect(status).toBe(404)
 
     expect((await fetch(`${url}/sync/team`)).status).toBe(426)

@@ -21,7 +21,7 @@ import {
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { CloseCode, SpaceRegistry, STORE_FILE, type SpaceEntry, type SpacePeer } from '@chorus/relay'
 import { closed, fixturePerTest, opened } from '../support/relay.ts'
-import { until, updates } from '../support/wait.ts'
+import { nextTurn, until, updates } from '../support/wait.ts'
 
 const f = fixturePerTest()
 
@@ -179,8 +179,6 @@ class GatedStore extends MemoryStore implements GroupCommitStore {
     return super.close()
   }
 }
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /** A writer's doc and the updates it produced, in order. */
 function source(): { doc: Y.Doc; updates: Uint8Array[] } {

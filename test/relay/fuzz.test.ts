@@ -14,7 +14,7 @@ import { ManualClock, encodeAwarenessMessage, encodeQueryAwareness, encodeSyncSt
 import { CloseCode, type Logger } from '@chorus/relay'
 import { prng, testSeed } from '../support/random.ts'
 import { closed, fixturePerTest, health, opened, synced, wsUrl } from '../support/relay.ts'
-import { emits, until, updates } from '../support/wait.ts'
+import { emits, nextEvent, until, updates } from '../support/wait.ts'
 
 const SYNC_FRAMES = 10_000
 const LEASE_FRAMES = 3_000
@@ -323,10 +323,6 @@ function restBody(r: Random, route: string, grants: readonly LeaseGrant[]): { bo
   return { body: `{"content":"${'x'.repeat(1024 * 1024 + 10)}"}`, contentType, kind: 'too large' }
 }
 
-function nextPong(ws: WsClient): Promise<void> {
-  return new Promise((resolve) => ws.once('pong', () => resolve()))
-}
-
 /** Logs the relay's errors (a fuzz frame may cause warnings, never an error). */
 function recordingLogger(errors: string[]): Logger {
   return { info: () => undefined, warn: () => undefined, error: (message, fields) => errors.push(`${message} ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.stack : v))}`) }
@@ -596,7 +592,7 @@ describe('relay fuzz', () => {
       const inner = encoding.encode((e) => (encoding.writeVarUint(e, 1), encoding.writeVarUint(e, 12345), encoding.writeVarUint(e, 1), encoding.writeVarString(e, state)))
       raw.send(concat(varUint(1), varUint(inner.length), inner))
       raw.ping('after')
-      await nextPong(raw)
+      await nextEvent(raw, 'pong')
       // Before the fix the state was kept, and greeting the next connection threw: an unhandled rejection that
       // ended the relay process.
       const p = f.provider(url, 'deep')

@@ -84,7 +84,7 @@ export function until(check: () => boolean | Promise<boolean>, what: string | ((
         finish(
           new Error(
             heldUnannounced
-              ? `${describe()}: it came true, but none of the events it waits on fired within ${timeoutMs} ms`
+              ? `${describe()}: it came true within ${timeoutMs} ms, but no event it waits on announced it`
               : `timed out after ${timeoutMs} ms waiting for: ${describe()}`,
           ),
         )

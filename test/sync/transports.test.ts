@@ -10,6 +10,7 @@ import { MemoryNetwork } from '@chorus/sync/testing'
 import { runTransportTests } from '@chorus/sync/testing/suites'
 import { Replicator, type PeerId, type TransportListener } from '@chorus/sync'
 import { StreamTransport } from '@chorus/sync/stream'
+import { nextTurn } from '../support/wait.ts'
 
 runTransportTests('MemoryNetwork, delivered by hand in random order', () => {
   const net = new MemoryNetwork({ seed: 1 })
@@ -84,7 +85,7 @@ describe('StreamTransport framing', () => {
     })
     for (const byte of wire.subarray(0, 10)) input.write(new Uint8Array([byte]))
     input.write(wire.subarray(10))
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(log.messages).toEqual(frames)
     await t.stop()
   })
