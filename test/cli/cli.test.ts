@@ -1,25 +1,23 @@
 /**
  * The `chorus` command end to end: child processes against a real relay process, as a shell would run them. Every
  * command, its --json shape and exit code; `wait` woken by a message; two shells racing for one claim; a claim
- * held while a command runs; durable inboxes across a relay restart.
+ * held while a command runs (against a relay in this process, on a clock the test moves); durable inboxes across
+ * a relay restart.
  */
 import { once } from 'node:events'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Message, Participant, Proposal, Resource, Task } from '@chorus/sync'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { ManualClock, type LeaseGrant, type Message, type Participant, type Proposal, type Resource, type Task } from '@chorus/sync'
 import { RelayAgent, type Held, type ParticipantView } from '@chorus/agent'
-import { chorus, chorusChild, startRelayProcess, type RelayProcess } from './relay-process.ts'
+import { fixture } from '../support/relay.ts'
+import { relayProcessForAll } from '../support/relay-process.ts'
+import { until } from '../support/wait.ts'
+import { chorus, chorusChild, relayArgs } from './chorus-command.ts'
 
-let relay: RelayProcess
-beforeAll(async () => {
-  relay = await startRelayProcess()
-}, 60_000)
-afterAll(async () => {
-  await relay?.stop()
-})
+const relay = relayProcessForAll({ args: relayArgs })
 
 let spaces = 0
 /** The environment of participant `id` in a space of its own test. */
-const as = (id: string, space: string): Record<string, string> => ({ CHORUS_RELAY: relay.url, CHORUS_SPACE: space, CHORUS_ID: id })
+const as = (id: string, space: string, url = relay.url): Record<string, string> => ({ CHORUS_RELAY: url, CHORUS_SPACE: space, CHORUS_ID: id })
 const newSpace = (name: string): string => `${name}-${++spaces}`
 
 /** Output collected from a long-running child, and a wait for a line matching `pattern`. */
@@ -209,13 +207,10 @@ describe('chorus', () => {
     const eventOut = lines(forEvent.stdout as NodeJS.ReadableStream)
     const eventExit = once(forEvent, 'exit') as Promise<[number | null]>
     // Only events after the wait began count, and nothing says when the relay has it: vote (changing the vote each
-    // time) until the waiter has seen one.
+    // time), one vote after the other, until the waiter has exited with one.
     let exitCode: number | null | undefined
     void eventExit.then(([c]) => (exitCode = c))
-    for (let i = 0; exitCode === undefined; i++) {
-      await chorus(['vote', proposal.id, i % 2 === 0 ? 'against' : 'for'], ada)
-      await Promise.race([eventExit, new Promise((resolve) => setTimeout(resolve, 200))])
-    }
+    for (let i = 0; exitCode === undefined; i++) await chorus(['vote', proposal.id, i % 2 === 0 ? 'against' : 'for'], ada)
     expect(exitCode).toBe(0)
     expect(JSON.parse(eventOut.text())).toMatchObject({ matched: true, event: { type: 'vote', participant: 'ada', ref: proposal.id } })
   })
@@ -243,25 +238,41 @@ describe('chorus', () => {
   })
 
   it('tasks claim --hold keeps the claim while the command runs, then completes (exit 0) or releases (exit ≠ 0)', async () => {
+    // A relay on the test's clock: the claim runs out only when the test moves the clock, so only the held
+    // command's renewals keep it, however slowly this machine runs.
+    const clock = new ManualClock()
+    const local = fixture()
+    onTestFinished(() => local.teardown())
+    const { url } = await local.startRelay({ clock, p2p: false })
     const space = newSpace('hold')
-    const lead = as('lead', space)
-    const bot = as('bot', space)
+    const lead = as('lead', space, url)
+    const bot = as('bot', space, url)
+    /** When the relay's grant of the claim on `task` runs out, by its clock. */
+    const expiresAt = async (task: string): Promise<number> => {
+      const { leases } = (await (await fetch(`${url}/spaces/${space}/leases`)).json()) as { leases: Array<{ grant: LeaseGrant; expiresAt: number }> }
+      return leases.find((l) => l.grant.key === `task:${task}`)?.expiresAt ?? 0
+    }
     const ok = (await chorus(['tasks', 'create', 'Build', '--json'], lead)).json<Task>()
     const bad = (await chorus(['tasks', 'create', 'Flaky', '--json'], lead)).json<Task>()
     await chorus(['join', '--kind', 'ai'], bot)
 
     // The command outlives several claim durations (renewed every third of one), sees its task and token, and
-    // meanwhile nobody else can claim.
+    // meanwhile nobody else can claim. Each step moves the clock by less than a claim and waits for the renewal
+    // made after it; four steps take the clock past three claims.
     const script = 'echo "task=$CHORUS_TASK_ID token=$CHORUS_FENCING_TOKEN"; read line; echo "got $line"'
     const held = chorusChild(['tasks', 'claim', ok.id, '--duration', '300ms', '--hold', '--', 'sh', '-c', script], bot)
     const out = lines(held.stdout as NodeJS.ReadableStream)
     const exited = once(held, 'exit') as Promise<[number | null]>
     await out.waitFor(/task=\S+ token=\d+/)
     expect(out.text()).toContain(`task=${ok.id} token=`)
-    for (let i = 0; i < 3; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 300))
+    const claimedAt = clock.now()
+    for (let i = 0; i < 4; i++) {
+      clock.advance(250)
       expect((await chorus(['tasks', 'claim', ok.id], lead)).code, `claim attempt ${i} while held`).toBe(3)
+      const from = clock.now()
+      await until(async () => (await expiresAt(ok.id)) >= from + 300, `a renewal of the held claim after step ${i}`)
     }
+    expect(clock.now() - claimedAt).toBeGreaterThan(3 * 300)
     held.stdin?.end('finish\n')
     expect((await exited)[0]).toBe(0)
     expect(out.text()).toContain('got finish')

@@ -1,9 +1,8 @@
 /** Every example is a story that exits 0 only when it worked; run each as its users would. */
 import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { ROOT as root } from '../support/paths.ts'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
 
 const run = (file: string): { status: number | null; output: string } => {
   // CHORUS_RELAY unset: the shell example starts a relay of its own.

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ChorusPeer, ephemeralPeerKey, FramedStream } from '@chorus/p2p'
-import { until } from '../relay/helpers.ts'
+import { until } from '../support/wait.ts'
 
 const PROTOCOL = '/chorus-test/framed/1.0.0'
 const peers: ChorusPeer[] = []

@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ephemeralPeerKey, invite } from '@chorus/p2p'
-import { Cluster, DOC, link, membership, tcpAddress, until } from './p2p-helpers.ts'
+import { until, updates } from '../support/wait.ts'
+import { Cluster, DOC, link, membership, tcpAddress } from './p2p-helpers.ts'
 
 const cluster = new Cluster()
 afterEach(async () => {
@@ -27,7 +28,7 @@ describe('invites', () => {
     // Carol meets Bob, who never heard of Alice's invite: the chain to the relay's key is what he checks.
     await link(carol, bob)
     await link(carol, alice)
-    await until(() => bob.doc.getMap('m').get('from-carol') === 'hello' && bob.doc.getMap('m').get('from') === 'alice', 'bob to get both edits')
+    await until(() => bob.doc.getMap('m').get('from-carol') === 'hello' && bob.doc.getMap('m').get('from') === 'alice', 'bob to get both edits', { on: updates(bob.doc) })
     expect(bob.transport.stats.refused).toBe(0)
   })
 

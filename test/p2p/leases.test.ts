@@ -2,28 +2,27 @@
  * Leases from libp2p peers: the relay's lease service over `/chorus/lease/1.0.0`, with the same rules as over its
  * `/leases` WebSocket. A real relay on a manual clock, real peers on loopback TCP.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { generateSecretKey, ManualClock, type LeaseGrant, type RelayLeaseClient } from '@chorus/sync'
 import { ChorusPeer, ephemeralPeerKey, issueCredential, parseMembership, peerLeaseClient, type Membership, type RelayPeer } from '@chorus/p2p'
 import type { RelayCapabilities } from '@chorus/relay'
-import { codeOf, fixture, until, type Fixture } from '../relay/helpers.ts'
+import { codeOf } from '../support/errors.ts'
+import { fixturePerTest } from '../support/relay.ts'
+import { until } from '../support/wait.ts'
+import { hub } from '../relay/rest-helpers.ts'
 
-let f: Fixture
+const f = fixturePerTest()
 const peers: ChorusPeer[] = []
 const clients: RelayLeaseClient[] = []
-beforeEach(() => {
-  f = fixture()
-})
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const p of peers.splice(0)) await p.stop()
-  await f.teardown()
 })
 
 const post = async (url: string, path: string, body: unknown): Promise<Record<string, unknown>> => {
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  expect(res.status, path).toBe(200)
-  return (await res.json()) as Record<string, unknown>
+  const reply = await hub(url).post(path, body)
+  expect(reply.status, path).toBe(200)
+  return reply.body
 }
 
 /** A peer acting as `id` in `space`, with its main-document membership, and the relay it would lease from. */
@@ -86,7 +85,7 @@ describe('leases over libp2p', () => {
     const grant = await alice.acquire({ space: 'team', key: 'lock:r', holder: 'alice', duration: 5_000 })
     clock.advance(5_001)
     await relay.leases.sweep()
-    await until(() => lost.length === 1, 'lease_lost over the libp2p stream')
+    await until(() => lost.length === 1, 'lease_lost over the libp2p stream', { on: (wake) => alice.onLost(wake) })
     expect(lost).toEqual([[grant.token, 'expired']])
   })
 

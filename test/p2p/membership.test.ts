@@ -1,8 +1,7 @@
 /**
  * Membership credentials: the relay's, invites chained from them, and everything a verifier must refuse.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generateSecretKey, createGrantSigner } from '@chorus/sync'
@@ -19,6 +18,7 @@ import {
   type Credential,
   type Membership,
 } from '@chorus/p2p'
+import { tempDir } from '../support/temp.ts'
 
 const relaySecret = generateSecretKey()
 const relayKey = createGrantSigner(relaySecret).publicKey
@@ -104,22 +104,18 @@ describe('membership credentials', () => {
 
 describe('peer keys', () => {
   it('persist across loads with mode 0600, and a corrupt file is refused, not replaced', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'chorus-peer-key-'))
-    try {
-      const path = join(dir, 'nested', 'peer.key')
-      const a = await loadOrCreatePeerKey(path)
-      const b = await loadOrCreatePeerKey(path)
-      expect(b.peerId).toBe(a.peerId)
-      expect(statSync(path).mode & 0o777).toBe(0o600)
-      const before = readFileSync(path)
-      writeFileSync(path, 'garbage')
-      await expect(loadOrCreatePeerKey(path)).rejects.toThrow(/not a libp2p private key/)
-      expect(readFileSync(path, 'utf8')).toBe('garbage')
-      writeFileSync(path, before)
-      expect((await loadOrCreatePeerKey(path)).peerId).toBe(a.peerId)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = tempDir('chorus-peer-key-')
+    const path = join(dir, 'nested', 'peer.key')
+    const a = await loadOrCreatePeerKey(path)
+    const b = await loadOrCreatePeerKey(path)
+    expect(b.peerId).toBe(a.peerId)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    const before = readFileSync(path)
+    writeFileSync(path, 'garbage')
+    await expect(loadOrCreatePeerKey(path)).rejects.toThrow(/not a libp2p private key/)
+    expect(readFileSync(path, 'utf8')).toBe('garbage')
+    writeFileSync(path, before)
+    expect((await loadOrCreatePeerKey(path)).peerId).toBe(a.peerId)
   })
 
   it("the relay's peer id carries its signing key", async () => {

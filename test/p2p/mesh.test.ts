@@ -1,7 +1,8 @@
 /**
  * Chorus over real libp2p nodes on loopback TCP: documents converge across topologies, through a partition and
  * its healing, a late joiner catches up from one peer, non-members get nothing of a document (checked on the
- * wire), and the size limits hold. Nothing is mocked; every wait polls a condition with a generous deadline.
+ * wire), and the size limits hold. Nothing is mocked; every wait is for a condition, re-checked as documents change
+ * (or polled where nothing announces it), with a generous safety deadline.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
@@ -41,14 +42,13 @@ import {
   randomEdits,
   relayKey,
   relaySecret,
-  seeded,
   stateVector,
   tcpAddress,
-  tick,
-  until,
   type EditLog,
   type Member,
 } from './p2p-helpers.ts'
+import { seeded } from '../support/random.ts'
+import { emits, nextTurn, until, updates } from '../support/wait.ts'
 
 let cluster = new Cluster()
 
@@ -87,13 +87,13 @@ async function concurrentEdits(
       const log = logs.get(editor) ?? { textChars: 0, own: new Map<string, string>() }
       logs.set(editor, randomEdits(m.doc, random, editor, perRound, log))
     }
-    await tick()
+    await nextTurn()
   }
 }
 
 async function converged(group: readonly Member[], logs: readonly EditLog[], what: string): Promise<void> {
   const docs = group.map((m) => m.doc)
-  await until(() => identical(docs) && docs.every((d) => holdsAll(d, logs)), () => `${what}: ${describeDocs(group)}`)
+  await until(() => identical(docs) && docs.every((d) => holdsAll(d, logs)), () => `${what}: ${describeDocs(group)}`, { on: updates(...docs) })
   const [first, ...rest] = group
   if (first === undefined) return
   for (const m of rest) {
@@ -138,12 +138,13 @@ describe('members converge over libp2p', () => {
         await until(
           () => group.every((m) => group.every((o) => (m.awareness.getStates().get(o.awareness.clientID) as { name?: string } | undefined)?.name === o.name)),
           () => `every presence everywhere: ${group.map((m) => `${m.name} sees ${m.awareness.getStates().size}`).join(', ')}`,
+          { on: group.map((m) => emits(m.awareness, 'update')) },
         )
         // And a second, single edit at one end still reaches the other end.
         const first = at(group, 0)
         const last = at(group, group.length - 1)
         first.doc.getMap('m').set('after', 'the last edit')
-        await until(() => last.doc.getMap('m').get('after') === 'the last edit', 'the last edit to cross the whole topology')
+        await until(() => last.doc.getMap('m').get('after') === 'the last edit', 'the last edit to cross the whole topology', { on: updates(last.doc) })
         await converged(group, [...logs.values()], 'all docs to converge again')
         for (const m of group) expect(m.replicator.stats.malformed).toBe(0)
       }))
@@ -175,7 +176,7 @@ describe('members converge over libp2p', () => {
       await link(b, c)
       await until(() => pubsub.getSubscribers(topic).some((p) => p.toString() === c.peer.peerId), `B to see ${c.name} on the topic`)
       a.doc.getMap('m').set(key, 'from A')
-      await until(() => b.doc.getMap('m').get(key) === 'from A', `B to get ${key}`)
+      await until(() => b.doc.getMap('m').get(key) === 'from A', `B to get ${key}`, { on: updates(b.doc) })
       pubsub.removeEventListener('message', onMessage)
       tried.push(JSON.stringify(atB))
       // The case in question: B knew C was on the topic (so its transport left C to gossip) but had not meshed it.
@@ -183,7 +184,7 @@ describe('members converge over libp2p', () => {
     }
     if (caught === undefined) throw new Error(`no attempt caught C outside B's mesh: ${tried.join(' ')}`)
     const { c, key } = caught
-    await until(() => c.doc.getMap('m').get(key) === 'from A', `${c.name} to get ${key}, which B got by gossip before C was in its mesh`, 10_000)
+    await until(() => c.doc.getMap('m').get(key) === 'from A', `${c.name} to get ${key}, which B got by gossip before C was in its mesh`, { on: updates(c.doc) })
   })
 })
 
@@ -562,8 +563,10 @@ describe('a non-member gets nothing of the document', () => {
         if (i % 2 === 0) text.insert(text.length, `${marker}/${i} `)
         else member.doc.getMap('m').set(`k${i}`, `${marker}:${i}`)
       }
-      await until(() => seen.length >= updates.length, () => `the stranger to get ${updates.length} gossip messages (has ${seen.length})`)
-      await until(() => other.doc.getText('t').toJSON() === text.toJSON(), 'the member next door to get the edits')
+      await until(() => seen.length >= updates.length, () => `the stranger to get ${updates.length} gossip messages (has ${seen.length})`, {
+        on: emits(outsider.node.services.pubsub, 'message'),
+      })
+      await until(() => other.doc.getText('t').toJSON() === text.toJSON(), 'the member next door to get the edits', { on: emits(other.doc, 'update') })
 
       const right = documentSecrets(member.membership.key)
       const wrong = [documentSecrets(documentKey(relaySecret, 'other-space')), documentSecrets(Buffer.from(generateSecretKey()).toString('base64url'))]
@@ -629,7 +632,7 @@ describe('message sizes', () => {
     const broadcast = thrown(() => a.transport.broadcast(huge))
     expect(isChorusError(broadcast) && broadcast.code === 'too_large', String(broadcast)).toBe(true)
     a.doc.getMap('m').set('still', 'linked')
-    await until(() => b.doc.getMap('m').get('still') === 'linked', 'an edit after the refusals')
+    await until(() => b.doc.getMap('m').get('still') === 'linked', 'an edit after the refusals', { on: updates(b.doc) })
     expect(a.transport.peers.has(b.peer.peerId)).toBe(true)
   })
 
@@ -643,7 +646,7 @@ describe('message sizes', () => {
       await gossipMeshed([[a, b], [b, c]])
       // Gossip is live: a small edit goes out by gossip.
       a.doc.getMap('m').set('small', 'first')
-      await until(() => c.doc.getMap('m').get('small') === 'first', 'a small edit at C')
+      await until(() => c.doc.getMap('m').get('small') === 'first', 'a small edit at C', { on: updates(c.doc) })
       await until(() => a.transport.stats.gossipSent >= 1, 'the small edit to be gossiped')
       const gossip = (): number[] => [a.transport.stats.gossipSent, b.transport.stats.gossipReceived, c.transport.stats.gossipReceived, b.transport.stats.gossipSent]
       const before = gossip()
@@ -655,7 +658,7 @@ describe('message sizes', () => {
       })
       a.doc.getText('t').insert(0, big)
       expect(size).toBeGreaterThan(MAX_GOSSIP_BYTES)
-      await until(() => c.doc.getText('t').toJSON() === big, 'the 200 KiB update at C')
+      await until(() => c.doc.getText('t').toJSON() === big, 'the 200 KiB update at C', { on: updates(c.doc) })
       expect(b.doc.getText('t').toJSON()).toBe(big)
       expect(gossip()).toEqual(before)
       for (const m of [a, b, c]) expect(m.replicator.stats.malformed + m.replicator.stats.sendErrors).toBe(0)

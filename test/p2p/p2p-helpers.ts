@@ -1,12 +1,10 @@
 /**
  * Helpers for the libp2p tests: real `ChorusPeer`s on loopback TCP (no mDNS, no pubsub discovery), members
- * holding a `Y.Doc` attached through a `Replicator`, relay-signed memberships, a switchable partition gater,
- * `until` (polls a condition with a deadline instead of sleeping), and seeded randomness whose seed is added to
- * the message of any failure.
+ * holding a `Y.Doc` attached through a `Replicator`, relay-signed memberships, a switchable partition gater, and
+ * random edits and what must survive them.
  */
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
-import * as lib0prng from 'lib0/prng'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import type { ConnectionGater, PeerId as Libp2pPeerId } from '@libp2p/interface'
@@ -23,6 +21,7 @@ import {
   type Membership,
   type PeerKey,
 } from '@chorus/p2p'
+import { until } from '../support/wait.ts'
 
 /** The relay whose key every member trusts (the root of the credentials). */
 export const relaySecret = generateSecretKey()
@@ -35,44 +34,6 @@ export function membership(doc: string, peer: string, participant = `p-${peer.sl
   return {
     credential: issueCredential({ doc, peer, participant, kind: 'ai' }, secret),
     key: documentKey(relaySecret, doc),
-  }
-}
-
-/** Polls `condition` until it holds; fails with `what` after `timeoutMs` (generous: these are waits, not timings). */
-export async function until(condition: () => boolean, what: string | (() => string), timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (condition()) return
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${typeof what === 'string' ? what : what()}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
-/** One macrotask turn, so I/O callbacks (the network) get to run between bursts of edits. */
-export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-
-/** A fresh seed per run (or `CHORUS_P2P_SEED`), so repeated runs explore, and any failure can be replayed. */
-export function pickSeed(): number {
-  const fixed = process.env.CHORUS_P2P_SEED
-  return fixed !== undefined && fixed !== '' ? Number(fixed) : Math.floor(Math.random() * 2 ** 31)
-}
-
-/** A seeded random source in [0, 1). */
-export function prng(seed: number): () => number {
-  const gen = lib0prng.create(seed)
-  return () => lib0prng.real53(gen)
-}
-
-/** Runs `test` with a seeded random source; a failure's message names the seed. */
-export async function seeded(test: (random: () => number, seed: number) => Promise<void>): Promise<void> {
-  const seed = pickSeed()
-  try {
-    await test(prng(seed), seed)
-  } catch (error) {
-    if (error instanceof Error) error.message += `\n    (random seed ${seed}: rerun with CHORUS_P2P_SEED=${seed})`
-    throw error
   }
 }
 

@@ -4,25 +4,23 @@
  * relay's circuit. Real relay, real libp2p nodes on loopback TCP.
  */
 import { createServer } from 'node:net'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { Replicator } from '@chorus/sync'
 import { ChorusPeer, ephemeralPeerKey, parseMembership, type Membership } from '@chorus/p2p'
 import type { RelayCapabilities } from '@chorus/relay'
-import { fixture, until, type Fixture } from '../relay/helpers.ts'
+import { fixturePerTest } from '../support/relay.ts'
+import { emits, until, updates } from '../support/wait.ts'
+import { hub, type Reply } from '../relay/rest-helpers.ts'
 
-let f: Fixture
+const f = fixturePerTest()
 const peers: ChorusPeer[] = []
 const replicators: Replicator[] = []
-beforeEach(() => {
-  f = fixture()
-})
 afterEach(async () => {
   for (const r of replicators.splice(0)) await r.stop()
   for (const p of peers.splice(0)) await p.stop()
-  await f.teardown()
 })
 
 const freePort = async (): Promise<number> => {
@@ -33,10 +31,7 @@ const freePort = async (): Promise<number> => {
   return port
 }
 
-const post = async (url: string, path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> }
-}
+const post = (url: string, path: string, body: unknown): Promise<Reply> => hub(url).post(path, body)
 
 interface Member {
   peer: ChorusPeer
@@ -50,7 +45,7 @@ async function member(url: string, space: string, id: string, options: { bootstr
   const key = await ephemeralPeerKey()
   const got = await post(url, `/spaces/${space}/p2p/membership`, { peer_id: key.peerId, entity_id: id })
   expect(got.status).toBe(200)
-  const memberships = (got.json.memberships as unknown[]).map(parseMembership)
+  const memberships = (got.body.memberships as unknown[]).map(parseMembership)
   expect(memberships.map((m) => m.credential.doc)).toEqual([space, `${space}#ai-only`])
   const relayPeer = options.relayPeer
   const peer = await ChorusPeer.start({
@@ -89,23 +84,23 @@ describe('the relay in the libp2p mesh', () => {
 
     const members = await Promise.all(['a', 'b', 'c'].map((id) => member(url, 'mesh', id, { bootstrap })))
     // Found each other through the relay (pubsub peer discovery) and connected directly.
-    await until(() => members.every((m) => m.peer.node.getPeers().length >= 3), 'every peer connected to the relay and both others', 30_000)
+    await until(() => members.every((m) => m.peer.node.getPeers().length >= 3), 'every peer connected to the relay and both others', { on: members.map((m) => emits(m.peer.node, 'peer:connect')) })
     members.forEach((m, i) => m.doc.getMap('m').set(`with-relay-${i}`, i))
     const viaWebSocket = new Y.Doc()
     f.provider(url, 'mesh', viaWebSocket)
-    await until(() => viaWebSocket.getMap('m').size === 3, 'a WebSocket client of the relay sees every peer edit', 30_000)
+    await until(() => viaWebSocket.getMap('m').size === 3, 'a WebSocket client of the relay sees every peer edit', { on: updates(viaWebSocket) })
     viaWebSocket.getMap('m').set('from-websocket', true)
-    await until(() => members.every((m) => m.doc.getMap('m').get('from-websocket') === true), 'peers see the WebSocket edit', 30_000)
+    await until(() => members.every((m) => m.doc.getMap('m').get('from-websocket') === true), 'peers see the WebSocket edit', { on: updates(...members.map((m) => m.doc)) })
 
     await relay.stop()
     members.forEach((m, i) => m.doc.getMap('m').set(`without-relay-${i}`, i))
-    await until(() => members.every((m) => m.doc.getMap('m').size === 7), 'peers converge with the relay down', 30_000)
+    await until(() => members.every((m) => m.doc.getMap('m').size === 7), 'peers converge with the relay down', { on: updates(...members.map((m) => m.doc)) })
     for (const m of members) expect(json(m)).toEqual(json(members[0] as Member))
 
     ;({ relay, url } = await f.startRelay({ port: httpPort, p2p }))
     const after = new Y.Doc()
     f.provider(url, 'mesh', after)
-    await until(() => after.getMap('m').size === 7, 'the restarted relay caught up with what peers wrote while it was down', 40_000)
+    await until(() => after.getMap('m').size === 7, 'the restarted relay caught up with what peers wrote while it was down', { on: updates(after), timeoutMs: 40_000 })
     expect(after.getMap('m').toJSON()).toEqual(json(members[0] as Member))
   })
 
@@ -117,14 +112,14 @@ describe('the relay in the libp2p mesh', () => {
     const open = await Promise.all(['a', 'b'].map((id) => member(url, 'circuit', id, { bootstrap })))
     const hidden = await member(url, 'circuit', 'hidden', { bootstrap, circuitOnly: true, relayPeer })
     // The hidden peer listens on no address of its own, only on the relay's circuit.
-    await until(() => hidden.peer.multiaddrs.some((a) => a.includes('/p2p-circuit')), 'a circuit reservation on the relay', 30_000)
+    await until(() => hidden.peer.multiaddrs.some((a) => a.includes('/p2p-circuit')), 'a circuit reservation on the relay')
     expect(hidden.peer.multiaddrs.every((a) => a.includes('/p2p-circuit'))).toBe(true)
     // The others reach it through the circuit (dial it explicitly, as discovery would).
     const circuit = hidden.peer.multiaddrs.find((a) => a.includes('/p2p-circuit')) as string
     for (const m of open) await m.peer.node.dial(multiaddr(circuit))
     hidden.doc.getMap('m').set('hidden', 1)
     open.forEach((m, i) => m.doc.getMap('m').set(`open-${i}`, i))
-    await until(() => [...open, hidden].every((m) => m.doc.getMap('m').size === 3), 'all three converge', 30_000)
+    await until(() => [...open, hidden].every((m) => m.doc.getMap('m').size === 3), 'all three converge', { on: updates(...[...open, hidden].map((m) => m.doc)) })
     const hiddenId = hidden.peer.peerId
     for (const m of open) {
       const connections = m.peer.node.getConnections().filter((c) => c.remotePeer.toString() === hiddenId)
@@ -139,8 +134,8 @@ describe('the relay in the libp2p mesh', () => {
     expect((await post(url, '/spaces/x/p2p/membership', { peer_id: key.peerId, entity_id: 'nobody' })).status).toBe(404)
     await post(url, '/spaces/x/entities/register', { entity_id: 'h', entity_type: 'human', name: 'H' })
     const bad = await post(url, '/spaces/x/p2p/membership', { peer_id: 'not-a-peer', entity_id: 'h' })
-    expect(bad).toMatchObject({ status: 400, json: { error: 'invalid_input' } })
+    expect(bad).toMatchObject({ status: 400, body: { error: 'invalid_input' } })
     const human = await post(url, '/spaces/x/p2p/membership', { peer_id: key.peerId, entity_id: 'h' })
-    expect((human.json.memberships as Membership[]).map((m) => m.credential.doc)).toEqual(['x', 'x#human-only'])
+    expect((human.body.memberships as Membership[]).map((m) => m.credential.doc)).toEqual(['x', 'x#human-only'])
   })
 })

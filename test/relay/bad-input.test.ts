@@ -2,19 +2,14 @@
  * Hostile or broken clients: random bytes, text frames, unknown message types, oversized frames and bad space
  * names neither crash the relay nor disturb a healthy provider on the same space.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { encodeSyncStep1, encodeSyncUpdate } from '@chorus/sync'
 import { CloseCode, DEFAULT_MAX_FRAME_BYTES } from '@chorus/relay'
-import { closed, fixture, health, opened, synced, until, type Fixture } from './helpers.ts'
+import { closed, fixturePerTest, health, opened, synced } from '../support/relay.ts'
+import { nextEvent, until, updates } from '../support/wait.ts'
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 /** Deterministic bytes (mulberry32), so a failure can be replayed. */
 function randomBytes(seed: number, length: number): Uint8Array {
@@ -39,7 +34,7 @@ async function healthyPair(url: string, space: string) {
   const check = async (): Promise<void> => {
     const value = `write ${++n}`
     a.doc.getMap('state').set('probe', value)
-    await until(() => b.doc.getMap('state').get('probe') === value, `b sees ${value}`)
+    await until(() => b.doc.getMap('state').get('probe') === value, `b sees ${value}`, { on: updates(b.doc) })
   }
   return { a, b, check }
 }
@@ -91,7 +86,7 @@ describe('relay under bad input', () => {
     ok.send(encodeSyncUpdate(Y.encodeStateAsUpdate(small)))
     const reader = f.provider(url, 'team')
     await synced(reader)
-    await until(() => (reader.doc.getMap('state').get('blob') as string | undefined)?.length === 60 * 1024, 'the blob arrives')
+    await until(() => (reader.doc.getMap('state').get('blob') as string | undefined)?.length === 60 * 1024, 'the blob arrives', { on: updates(reader.doc) })
   })
 
   it('refuses a bad space name with close code 4400 and a reason, which stops the stock client', async () => {
@@ -108,7 +103,7 @@ describe('relay under bad input', () => {
 
     // The stock provider takes 4400 as final: it reports 'closed' and does not retry.
     const p = f.provider(url, 'bad name')
-    const [event] = await new Promise<[{ code: number; reason: string }]>((resolve) => p.once('closed', (e) => resolve([e])))
+    const [event] = await nextEvent<[{ code: number; reason: string }]>(p, 'closed')
     expect(event.code).toBe(CloseCode.badRequest)
     expect(p.shouldConnect).toBe(false)
     expect((await health(url)).spaces).toBe(0)
@@ -122,7 +117,8 @@ describe('relay under bad input', () => {
     expect(await res.json()).toMatchObject({ error: 'not_found' })
 
     const raw = f.raw(url, '/elsewhere/team')
-    const status = await new Promise<number>((resolve) => raw.on('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0)))
+    const [, response] = await nextEvent<[unknown, { statusCode?: number }]>(raw, 'unexpected-response')
+    const status = response.statusCode ?? 0
     expect(status).toBe(404)
 
     expect((await fetch(`${url}/sync/team`)).status).toBe(426)

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
@@ -20,15 +20,10 @@ import {
 } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { CloseCode, SpaceRegistry, STORE_FILE, type SpaceEntry, type SpacePeer } from '@chorus/relay'
-import { closed, fixture, opened, until, type Fixture } from './helpers.ts'
+import { closed, fixturePerTest, opened } from '../support/relay.ts'
+import { nextTurn, until, updates } from '../support/wait.ts'
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 type SyncKind = 'step1' | 'step2' | 'update'
 
@@ -184,8 +179,6 @@ class GatedStore extends MemoryStore implements GroupCommitStore {
     return super.close()
   }
 }
-
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /** A writer's doc and the updates it produced, in order. */
 function source(): { doc: Y.Doc; updates: Uint8Array[] } {
@@ -414,7 +407,7 @@ describe('relay group commit end to end', () => {
       for (const c of clients) c.watchers[0]?.ws.send(encodeSyncStep1(new Y.Doc()))
       for (let k = 30; k < 40; k++) for (const c of clients) c.writer.write(`k${k}`)
       for (const c of clients) {
-        for (const watcher of c.watchers) await until(() => watcher.doc.getMap('m').size === 40, 'a watcher has every update')
+        for (const watcher of c.watchers) await until(() => watcher.doc.getMap('m').size === 40, 'a watcher has every update', { on: updates(watcher.doc) })
       }
       expect(checker.violations).toEqual([])
       // At least one update per watcher was checked (updates of one turn go out merged, so maybe not 40).
@@ -442,7 +435,7 @@ describe('relay group commit end to end', () => {
     })
     await Promise.all([opened(writer.ws), opened(watcher.ws)])
     for (let k = 0; k < 10; k++) writer.write(`k${k}`)
-    await until(() => watcher.doc.getMap('m').size === 10, 'the watcher has every update')
+    await until(() => watcher.doc.getMap('m').size === 10, 'the watcher has every update', { on: updates(watcher.doc) })
     // Updates that arrived in one turn come as one merged message.
     const received = checked.received
     expect(received).toBeGreaterThanOrEqual(1)

@@ -2,63 +2,41 @@
  * The relay as a real process (`node relay/src/main.ts`): the one stdout line, /health, a graceful SIGTERM that
  * exits 0 on its own (nothing left open), and exit code 2 for bad configuration. Plus parseConfig itself.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ConfigError, DEFAULT_PORT, isLoopbackHost, parseConfig } from '@chorus/relay'
-import { fixture, health, synced, until, type Fixture } from './helpers.ts'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const main = 'relay/src/main.ts'
-
-let f: Fixture
-const children: ChildProcessWithoutNullStreams[] = []
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  await f.teardown()
-})
-
-function exited(child: ChildProcessWithoutNullStreams): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)))
-}
+import { fixtureForTest, health, synced } from '../support/relay.ts'
+import { LISTENING, RELAY_MAIN, relayProcessForTest } from '../support/relay-process.ts'
+import { ROOT } from '../support/paths.ts'
+import { tempDir } from '../support/temp.ts'
+import { until } from '../support/wait.ts'
 
 describe('relay process', () => {
   it('prints its URL once ready, serves /health, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [main, '--port', '0', '--data', f.dir], { cwd: root })
-    children.push(child)
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const lines: string[] = []
-    const rl = createInterface({ input: child.stdout })
-    rl.on('line', (line) => lines.push(line))
-    await until(() => lines.length > 0 || child.exitCode !== null, 'the listening line', 15_000)
-    expect(lines[0], stderr).toMatch(/^chorus relay listening on http:\/\/127\.0\.0\.1:(\d+)$/)
-    const url = lines[0]?.slice('chorus relay listening on '.length) ?? ''
-    expect(Number(new URL(url).port)).toBeGreaterThan(0)
+    const relay = await relayProcessForTest()
+    expect(relay.lines[0], relay.stderr()).toMatch(LISTENING)
+    expect(relay.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    const url = relay.url
+    expect(relay.port).toBeGreaterThan(0)
 
     expect(await health(url)).toEqual({ status: 'ok', spaces: 0, connections: 0 })
-    const p = f.provider(url, 'team')
+    const p = fixtureForTest().provider(url, 'team')
     await synced(p)
     p.doc.getMap('state').set('k', 1)
     await until(async () => (await health(url)).connections === 1, 'one connection')
 
-    const exit = exited(child)
-    child.kill('SIGTERM')
-    expect(await exit, stderr).toBe(0)
-    expect(lines).toHaveLength(1)
+    const exit = await relay.stop('SIGTERM')
+    expect(exit.code, relay.stderr()).toBe(0)
+    expect(relay.lines).toHaveLength(1)
     // It drained by itself rather than being forced out by the safety timer.
-    expect(stderr).not.toMatch(/still keeps the process alive/)
+    expect(relay.stderr()).not.toMatch(/still keeps the process alive/)
   })
 
   it('exits 2 with a clear message for a bad port, a non-loopback host or an unknown flag', () => {
+    const data = tempDir('chorus-relay-cli-')
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, [main, ...args], { cwd: root, encoding: 'utf8', timeout: 15_000, env: { ...process.env, CHORUS_DATA: f.dir } })
+      spawnSync(process.execPath, [RELAY_MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, env: { ...process.env, CHORUS_DATA: data } })
     const badPort = run('--port', 'http')
     expect(badPort.status).toBe(2)
     expect(badPort.stderr).toMatch(/invalid port "http": expected an integer from 0 to 65535/)
@@ -78,7 +56,7 @@ describe('relay process', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
     const { port } = busy.address() as AddressInfo
     try {
-      const r = spawnSync(process.execPath, [main, '--port', '0', '--data', f.dir, '--p2p-listen', `/ip4/127.0.0.1/tcp/${port}`], { cwd: root, encoding: 'utf8', timeout: 15_000 })
+      const r = spawnSync(process.execPath, [RELAY_MAIN, '--port', '0', '--data', tempDir('chorus-relay-cli-'), '--p2p-listen', `/ip4/127.0.0.1/tcp/${port}`], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 })
       expect(r.status).toBe(1)
       expect(r.stdout).toBe('')
       expect(r.stderr).toMatch(new RegExp(`could not listen on /ip4/127.0.0.1/tcp/${port} \\(.*EADDRINUSE.*\\): choose other addresses with --p2p-listen, or run none with --no-p2p`))

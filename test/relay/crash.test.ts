@@ -4,39 +4,22 @@
  * back (clients keep theirs and resync; what it had stored survives) and its fencing tokens keep increasing (L2).
  * Seeded: CHORUS_SEED=<n> replays a run; the seed is printed on failure.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket as WsClient } from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { RelayLeaseClient, type LeaseGrant } from '@chorus/sync'
-import { health, prng, until, wsUrl } from './helpers.ts'
+import { prng, testSeed } from '../support/random.ts'
+import { health, wsUrl } from '../support/relay.ts'
+import { relayProcessForTest, type RelayProcess } from '../support/relay-process.ts'
+import { all, emits, until, updates } from '../support/wait.ts'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const MAIN = 'relay/src/main.ts'
-const LISTENING = 'chorus relay listening on '
 const CLIENTS = 20
 const SPACES = ['crash-a', 'crash-b', 'crash-c']
 const LEASE_KEYS = ['task:build', 'task:deploy', 'resource:db', 'resource:cache']
 const LEASE_SPACE = 'crash-a'
 
-
-interface RelayChild {
-  child: ChildProcessWithoutNullStreams
-  url: string
-  exited: Promise<void>
-  stderr: () => string
-}
-
-const children: ChildProcessWithoutNullStreams[] = []
 const cleanups: Array<() => void | Promise<void>> = []
-const dirs: string[] = []
 
 // Every stock provider adds a process 'exit' listener; 26 of them are expected here.
 let maxListeners = 0
@@ -50,70 +33,10 @@ afterAll(() => {
 
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f()
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGKILL')
-      await gone
-    }
-  }
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A port that was free a moment ago (the relay is restarted on it, so clients find it again). */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const address = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
-
-/** Starts `node relay/src/main.ts`; resolves once it printed its listening line, or rejects if it exited first. */
-async function spawnRelay(port: number, dataDir: string): Promise<RelayChild> {
-  const child = spawn(process.execPath, [MAIN, '--port', String(port), '--data', dataDir, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'], { cwd: root })
-  children.push(child)
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let line: string | undefined
-  createInterface({ input: child.stdout }).on('line', (l) => (line ??= l))
-  await until(() => line !== undefined || child.exitCode !== null || child.signalCode !== null, 'the listening line', 20_000)
-  if (line === undefined) throw new Error(`the relay exited with ${child.exitCode}: ${stderr}`)
-  expect(line).toBe(`${LISTENING}http://127.0.0.1:${port}`)
-  return { child, url: line.slice(LISTENING.length), exited, stderr: () => stderr }
-}
-
-/** Like spawnRelay, retrying while the port is still held (EADDRINUSE) after the previous process died. */
-async function restartRelay(port: number, dataDir: string): Promise<RelayChild> {
-  let started: RelayChild | undefined
-  let lastError: unknown
-  await until(
-    async () => {
-      try {
-        started = await spawnRelay(port, dataDir)
-        return true
-      } catch (e) {
-        lastError = e
-        if (!(e instanceof Error && /EADDRINUSE/.test(e.message))) throw e
-        return false
-      }
-    },
-    `a relay listening on port ${port} again (last error: ${String(lastError)})`,
-    20_000,
-  )
-  if (started === undefined) throw new Error('unreachable')
-  return started
-}
-
-async function killed(relay: RelayChild): Promise<void> {
-  relay.child.kill('SIGKILL')
-  await relay.exited
-  expect(relay.child.signalCode).toBe('SIGKILL')
+async function killed(relay: RelayProcess): Promise<void> {
+  expect((await relay.stop('SIGKILL')).signal).toBe('SIGKILL')
 }
 
 interface Writer {
@@ -147,14 +70,12 @@ function newProvider(url: string, space: string, doc: Y.Doc): WebsocketProvider 
 
 describe('relay crash (SIGKILL) and restart on the same data folder', () => {
   it('loses no client update and keeps fencing tokens increasing (L2)', async () => {
-    const seed = Number(process.env.CHORUS_SEED ?? Math.floor(Math.random() * 2 ** 31))
-    onTestFailed(() => console.error(`CHORUS_SEED=${seed}`))
+    const seed = testSeed()
     const random = prng(seed)
-    const dataDir = mkdtempSync(join(tmpdir(), 'chorus-crash-'))
-    dirs.push(dataDir)
-    const port = await freePort()
-    let relay = await spawnRelay(port, dataDir)
-    const started = [relay]
+    // Restarted on the same port and data folder, so clients find it again.
+    const relay = await relayProcessForTest({ args: ['--p2p-listen', '/ip4/127.0.0.1/tcp/0'] })
+    const listening = `chorus relay listening on ${relay.url}`
+    expect(relay.lines).toEqual([listening])
 
     const writers: Writer[] = []
     for (let index = 0; index < CLIENTS; index++) {
@@ -162,7 +83,9 @@ describe('relay crash (SIGKILL) and restart on the same data folder', () => {
       const doc = new Y.Doc()
       writers.push({ index, space, doc, provider: newProvider(relay.url, space, doc), written: 0 })
     }
-    await until(() => writers.every((w) => w.provider.synced), 'every client synced', 20_000)
+    const written = updates(...writers.map((w) => w.doc))
+    const connections = all(writers.map((w) => emits(w.provider, 'status', 'sync')))
+    await until(() => writers.every((w) => w.provider.synced), 'every client synced', { on: connections })
 
     // Each client appends 1-3 numbered entries per tick to its own array, online or not.
     const timers: Array<ReturnType<typeof setInterval>> = []
@@ -210,7 +133,7 @@ describe('relay crash (SIGKILL) and restart on the same data folder', () => {
     await until(
       () => (writers.every((w) => w.written >= killAfter) && granted >= 20 && highest.size === LEASE_KEYS.length) || leaseError !== undefined,
       `every client wrote ${killAfter} entries and every lease key was granted`,
-      20_000,
+      { on: written },
     )
     expect(leaseError).toBeUndefined()
     crashed = true
@@ -220,14 +143,14 @@ describe('relay crash (SIGKILL) and restart on the same data folder', () => {
     expect(leaseError).toBeUndefined()
 
     // Clients notice, and keep writing while the relay is down.
-    await until(() => writers.every((w) => !w.provider.wsconnected), 'every client saw the relay go', 10_000)
-    await until(() => writers.every((w, i) => w.written >= (atKill[i] as number) + 10), 'every client wrote while the relay was down', 10_000)
+    await until(() => writers.every((w) => !w.provider.wsconnected), 'every client saw the relay go', { on: connections })
+    await until(() => writers.every((w, i) => w.written >= (atKill[i] as number) + 10), 'every client wrote while the relay was down', { on: written })
 
-    relay = await restartRelay(port, dataDir)
-    started.push(relay)
-    await until(() => writers.every((w) => w.provider.wsconnected && w.provider.synced), 'every client reconnected and synced', 20_000)
+    await relay.start()
+    expect(relay.lines.at(-1)).toBe(listening)
+    await until(() => writers.every((w) => w.provider.wsconnected && w.provider.synced), 'every client reconnected and synced', { on: connections })
     const atReconnect = writers.map((w) => w.written)
-    await until(() => writers.every((w, i) => w.written >= (atReconnect[i] as number) + 10), 'every client wrote after reconnecting', 10_000)
+    await until(() => writers.every((w, i) => w.written >= (atReconnect[i] as number) + 10), 'every client wrote after reconnecting', { on: written })
     stopWriting()
     const final = writers.map((w) => w.written)
 
@@ -247,21 +170,23 @@ describe('relay crash (SIGKILL) and restart on the same data folder', () => {
       return { space, doc, provider: newProvider(relay.url, space, doc) }
     })
     const complete = (doc: Y.Doc, space: string): boolean => writers.every((w) => w.space !== space || hasLog(doc, w.index, final[w.index] as number))
-    await until(() => readers.every((r) => complete(r.doc, r.space)), 'every update in a fresh reader of each space', 20_000)
-    await until(() => writers.every((w) => complete(w.doc, w.space)), 'every update in every client', 20_000)
+    await until(() => readers.every((r) => complete(r.doc, r.space)), 'every update in a fresh reader of each space', { on: updates(...readers.map((r) => r.doc)) })
+    await until(() => writers.every((w) => complete(w.doc, w.space)), 'every update in every client', { on: written })
     expect(await health(relay.url)).toMatchObject({ status: 'ok', spaces: SPACES.length })
 
     // What the relay has served is on disk: kill it again with no client left, and a new one still has it all.
     for (const f of cleanups.splice(0).reverse()) await f()
     await killed(relay)
-    relay = await restartRelay(port, dataDir)
-    started.push(relay)
+    await relay.start()
+    expect(relay.lines.at(-1)).toBe(listening)
     const witnesses = SPACES.map((space) => {
       const doc = new Y.Doc()
       return { space, doc, provider: newProvider(relay.url, space, doc) }
     })
-    await until(() => witnesses.every((r) => r.provider.synced && complete(r.doc, r.space)), 'every update served from disk after a second kill', 20_000)
-    for (const r of started) expect(r.stderr()).not.toMatch(/ error: /)
+    await until(() => witnesses.every((r) => r.provider.synced && complete(r.doc, r.space)), 'every update served from disk after a second kill', {
+      on: [updates(...witnesses.map((r) => r.doc)), ...witnesses.map((r) => emits(r.provider, 'sync'))],
+    })
+    expect(relay.stderr()).not.toMatch(/ error: /)
     console.info(
       `crash: seed ${seed}, ${final.reduce((a, b) => a + b, 0)} entries by ${CLIENTS} clients ` +
         `(${atKill.reduce((a, b) => a + b, 0)} before the kill), ${granted} grants before the kill, ` +

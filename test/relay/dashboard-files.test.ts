@@ -2,25 +2,18 @@
  * The relay serves the built dashboard: its page at `/` with a Content-Security-Policy, hashed assets cached for
  * good, nothing outside its folder, and a clear 404 when it is not built.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { fixture, type Fixture } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import { fixturePerTest } from '../support/relay.ts'
+import { tempDir } from '../support/temp.ts'
 
-let f: Fixture | undefined
-const dirs: string[] = []
-afterEach(async () => {
-  await f?.teardown()
-  f = undefined
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const f = fixturePerTest()
 
 /** A built dashboard in a temporary folder, next to a file that must not be served. */
 const builtDashboard = (): string => {
-  const root = mkdtempSync(join(tmpdir(), 'chorus-dashboard-'))
-  dirs.push(root)
+  const root = tempDir('chorus-dashboard-')
   writeFileSync(join(root, 'secret.txt'), 'not for the web')
   const dist = join(root, 'dist')
   mkdirSync(join(dist, 'assets'), { recursive: true })
@@ -46,7 +39,6 @@ const raw = (url: string, path: string, method = 'GET'): Promise<{ status: numbe
 
 describe('the dashboard files', () => {
   it('serves the page, its assets and the service worker, each with the right headers', async () => {
-    f = fixture()
     const { url } = await f.startRelay({ dashboard: builtDashboard(), p2p: false })
     const page = await raw(url, '/')
     expect(page.status).toBe(200)
@@ -67,7 +59,6 @@ describe('the dashboard files', () => {
   })
 
   it('serves nothing outside its folder and answers unknown files with a JSON 404', async () => {
-    f = fixture()
     const { url } = await f.startRelay({ dashboard: builtDashboard(), p2p: false })
     for (const path of ['/../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/%00', '/%E0%A4%A', '/missing.js', '/assets/']) {
       const res = await raw(url, path)
@@ -80,9 +71,7 @@ describe('the dashboard files', () => {
   })
 
   it('says how to build the dashboard when it is missing, and serves none when switched off', async () => {
-    f = fixture()
-    const empty = mkdtempSync(join(tmpdir(), 'chorus-dashboard-'))
-    dirs.push(empty)
+    const empty = tempDir('chorus-dashboard-')
     const { url } = await f.startRelay({ dashboard: empty, p2p: false })
     const res = await raw(url, '/')
     expect(res.status).toBe(404)

@@ -4,20 +4,16 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { MemoryStore } from '@chorus/sync'
+import { Signal } from '@chorus/sync/testing'
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { CloseCode, SpaceRegistry, STORE_FILE } from '@chorus/relay'
-import { closed, fixture, health, opened, synced, until, type Fixture } from './helpers.ts'
+import { closed, fixturePerTest, health, opened, synced } from '../support/relay.ts'
+import { signalled, until, updates } from '../support/wait.ts'
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 describe('relay durability', () => {
   it('content written through a provider is served by a new relay on the same data folder', async () => {
@@ -28,7 +24,7 @@ describe('relay durability', () => {
     writer.doc.getText('notes').insert(0, 'kept across restarts')
     writer.doc.getMap('state').set('build', 'green')
     // Updates are stored before they are fanned out: once the witness has them, they are on disk.
-    await until(() => witness.doc.getMap('state').get('build') === 'green', 'the witness has the write')
+    await until(() => witness.doc.getMap('state').get('build') === 'green', 'the witness has the write', { on: updates(witness.doc) })
     await first.relay.stop() // with both providers still connected
     writer.destroy()
     witness.destroy()
@@ -37,7 +33,7 @@ describe('relay durability', () => {
     const second = await f.startRelay()
     const reader = f.provider(second.url, 'team', new Y.Doc())
     await synced(reader)
-    await until(() => reader.doc.getMap('state').get('build') === 'green', 'the fresh provider has the map entry')
+    await until(() => reader.doc.getMap('state').get('build') === 'green', 'the fresh provider has the map entry', { on: updates(reader.doc) })
     expect(reader.doc.getText('notes').toJSON()).toBe('kept across restarts')
   })
 
@@ -48,7 +44,7 @@ describe('relay durability', () => {
     a.doc.getMap('state').set('k', 'v')
     const b = f.provider(url, 'team')
     await synced(b)
-    await until(() => b.doc.getMap('state').get('k') === 'v', 'b has the write')
+    await until(() => b.doc.getMap('state').get('k') === 'v', 'b has the write', { on: updates(b.doc) })
     expect(await health(url)).toMatchObject({ spaces: 1, connections: 2 })
 
     a.destroy()
@@ -58,7 +54,7 @@ describe('relay durability', () => {
 
     const c = f.provider(url, 'team')
     await synced(c)
-    await until(() => c.doc.getMap('state').get('k') === 'v', 'c has the write after the reload')
+    await until(() => c.doc.getMap('state').get('k') === 'v', 'c has the write after the reload', { on: updates(c.doc) })
     expect(await health(url)).toMatchObject({ spaces: 1, connections: 1 })
   })
 
@@ -72,16 +68,20 @@ describe('relay durability', () => {
     a.doc.getMap('state').set('still', 'here')
     const c = f.provider(url, 'stay')
     await synced(c)
-    await until(() => c.doc.getMap('state').get('still') === 'here', 'c sees a’s write')
+    await until(() => c.doc.getMap('state').get('still') === 'here', 'c sees a’s write', { on: updates(c.doc) })
     expect((await health(url)).spaces).toBe(1)
   })
 })
 
-/** A MemoryStore whose appends fail while `failing` is set, like a full disk. */
+/** A MemoryStore whose appends fail while `failing` is set, like a full disk; `appended` wakes on each that works. */
 class FlakyStore extends MemoryStore {
   failing = false
-  override append(space: string, update: Uint8Array): Promise<number> {
-    return this.failing ? Promise.reject(new Error('disk full')) : super.append(space, update)
+  readonly appended = new Signal()
+  override async append(space: string, update: Uint8Array): Promise<number> {
+    if (this.failing) throw new Error('disk full')
+    const seq = await super.append(space, update)
+    this.appended.notify()
+    return seq
   }
 }
 
@@ -105,7 +105,7 @@ describe('relay storage failures', () => {
       const doc = new Y.Doc()
       for (const update of (await store.load('team')).updates) Y.applyUpdate(doc, update)
       return doc.getMap('state').get('k') === 'written while the disk was full'
-    }, 'the write is in the store', 10_000)
+    }, 'the write is in the store', { on: signalled(store.appended) })
   })
 })
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { CloseCode } from '@chorus/relay'
-import { fixture, type Fixture } from './helpers.ts'
+import { fixture, type Fixture } from '../support/relay.ts'
 
 let f: Fixture
 beforeEach(() => {

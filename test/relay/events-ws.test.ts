@@ -3,12 +3,13 @@
  * others do over REST; message frames respect who may read them; bad frames get error frames and the socket stays
  * usable; unknown entities and other tokens' entities are refused with 4404 and 4403.
  */
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { WebSocket as WsClient } from 'ws'
 import { ManualClock } from '@chorus/sync'
 import { Auth } from '@chorus/relay'
-import { closed, fixture, opened, until, type Fixture } from './helpers.ts'
-import { hub, register, type Hub, type MessageView } from './rest-helpers.ts'
+import { closed, fixtureForTest, fixturePerTest, opened, type Fixture } from '../support/relay.ts'
+import { emits, until } from '../support/wait.ts'
+import { hub, hubPerTest, register, type MessageView } from './rest-helpers.ts'
 
 interface Frame {
   type: string
@@ -23,22 +24,15 @@ interface Frame {
   message?: string
 }
 
-let f: Fixture
-let url: string
-let api: Hub
+const f = fixturePerTest()
+const api = hubPerTest(f)
 beforeEach(async () => {
-  f = fixture()
-  url = (await f.startRelay()).url
-  api = hub(url)
   await register(api, [
     ['alice', 'human'],
     ['bob', 'human'],
     ['claude', 'ai_agent'],
     ['gpt', 'session'],
   ])
-})
-afterEach(async () => {
-  await f.teardown()
 })
 
 interface Stream {
@@ -48,7 +42,7 @@ interface Stream {
   next(match: (frame: Frame) => boolean, what: string, from?: number): Promise<Frame>
 }
 
-async function follow(path: string, options: Parameters<Fixture['raw']>[2] = {}, fx: Fixture = f, base: string = url): Promise<Stream> {
+async function follow(path: string, options: Parameters<Fixture['raw']>[2] = {}, fx: Fixture = f, base: string = api.url): Promise<Stream> {
   const ws = fx.raw(base, path, options)
   const frames: Frame[] = []
   ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -61,7 +55,7 @@ async function follow(path: string, options: Parameters<Fixture['raw']>[2] = {},
     frames,
     async next(match, what, from = 0) {
       let found: Frame | undefined
-      await until(() => (found = frames.slice(from).find(match)) !== undefined, what)
+      await until(() => (found = frames.slice(from).find(match)) !== undefined, what, { on: emits(ws, 'message') })
       return found as Frame
     },
   }
@@ -167,21 +161,20 @@ describe('WS /ws/<entity>', () => {
   })
 
   it('rate limits incoming frames with error frames, without closing', async () => {
-    const g = fixture()
-    onTestFinished(() => g.teardown())
+    const g = fixtureForTest()
     const { url: limited } = await g.startRelay({ rateLimit: { ratePerSecond: 0.001, burst: 3 } })
     const limitedApi = hub(limited)
     await register(limitedApi, [['bob', 'human']])
     const bob = await follow('/ws/bob', {}, g, limited)
     for (let i = 0; i < 5; i++) bob.ws.send(JSON.stringify({ type: 'ping' }))
-    await until(() => bob.frames.length >= 6, 'five answers')
+    await until(() => bob.frames.length >= 6, 'five answers', { on: emits(bob.ws, 'message') })
     expect(bob.frames.slice(1).map((fr) => fr.type)).toEqual(['pong', 'pong', 'pong', 'error', 'error'])
     expect(bob.frames[4]).toMatchObject({ error: 'rate_limited' })
     expect(bob.ws.readyState).toBe(bob.ws.OPEN)
   })
 
   it('an unknown entity is closed with 4404; a space\'s stream carries that space only', async () => {
-    const unknown = f.raw(url, '/ws/nobody')
+    const unknown = f.raw(api.url, '/ws/nobody')
     const frames: string[] = []
     unknown.on('message', (d: Buffer) => frames.push(d.toString()))
     const { code, reason } = await closed(unknown)
@@ -189,7 +182,7 @@ describe('WS /ws/<entity>', () => {
     expect(reason).toMatch(/unknown entity nobody; register it first/)
     expect(frames).toEqual([])
 
-    const long = f.raw(url, `/ws/${'x'.repeat(300)}`)
+    const long = f.raw(api.url, `/ws/${'x'.repeat(300)}`)
     expect((await closed(long)).code).toBe(4404)
 
     await register(api, [['alice', 'human']], '/spaces/team')
@@ -201,17 +194,18 @@ describe('WS /ws/<entity>', () => {
     await team.next((fr) => fr.data?.content === 'in team', 'the team message')
     await home.next((fr) => fr.data?.content === 'in default', 'the default message')
     expect(messages(team).map((m) => m.content)).toEqual(['in team'])
-    await until(() => messages(home).length >= 1, 'default message')
+    await until(() => messages(home).length >= 1, 'default message', { on: emits(home.ws, 'message') })
     expect(messages(home).map((m) => m.content)).toEqual(['in default'])
 
-    const teamOnly = f.raw(url, '/spaces/team/ws/bob')
+    const teamOnly = f.raw(api.url, '/spaces/team/ws/bob')
     expect((await closed(teamOnly)).code).toBe(4404)
   })
 
   it('heartbeat: a client that answers pings stays, one that does not is dropped', async () => {
-    const g = fixture()
-    onTestFinished(() => g.teardown())
-    const { url: fast } = await g.startRelay({ pingIntervalMs: 20 })
+    const g = fixtureForTest()
+    // Heartbeats 10 times a second: soon enough for a short test, and a pause of a busy machine between a ping and
+    // its pong still does not count as a missed pong.
+    const { url: fast } = await g.startRelay({ pingIntervalMs: 100 })
     await register(hub(fast), [
       ['alice', 'human'],
       ['bob', 'human'],
@@ -222,13 +216,12 @@ describe('WS /ws/<entity>', () => {
     const silent = await follow('/ws/bob', { autoPong: false }, g, fast)
     const gone = await closed(silent.ws)
     expect(gone.code).toBe(1006)
-    await until(() => pings >= 3, 'three pings answered')
+    await until(() => pings >= 3, 'three pings answered', { on: emits(alive.ws, 'ping') })
     expect(alive.ws.readyState).toBe(alive.ws.OPEN)
   })
 
   it('L6: a REST claim that runs out sends lease_lost to its holder\'s stream only', async () => {
-    const g = fixture()
-    onTestFinished(() => g.teardown())
+    const g = fixtureForTest()
     const clock = new ManualClock()
     const { url: timed } = await g.startRelay({ clock })
     const timedApi = hub(timed)
@@ -253,8 +246,7 @@ describe('WS /ws/<entity>', () => {
   })
 
   it('with tokens, a stream follows only the token\'s own participant (4403 otherwise)', async () => {
-    const g = fixture()
-    onTestFinished(() => g.teardown())
+    const g = fixtureForTest()
     const auth = new Auth([
       { token: 'alice-token-0123456789', participant: 'alice', kind: 'human' },
       { token: 'claude-token-0123456789', participant: 'claude', kind: 'ai' },

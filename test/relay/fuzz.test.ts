@@ -5,14 +5,16 @@
  * body nested too deep), and one shows the rate limits (429 on REST, 1013 on sync, `rate_limited` on /leases) with
  * a frozen clock. Seeded: CHORUS_SEED=<n> replays a run; the seed and the last frames are printed on failure.
  */
-import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it, onTestFailed } from 'vitest'
 import * as encoding from 'lib0/encoding'
 import { WebSocket as WsClient } from 'ws'
 import * as Y from 'yjs'
 import { Awareness } from 'y-protocols/awareness'
 import { ManualClock, encodeAwarenessMessage, encodeQueryAwareness, encodeSyncStep1, encodeSyncStep2, encodeSyncUpdate, type LeaseGrant } from '@chorus/sync'
 import { CloseCode, type Logger } from '@chorus/relay'
-import { closed, fixture, health, opened, prng, synced, until, wsUrl, type Fixture } from './helpers.ts'
+import { prng, testSeed } from '../support/random.ts'
+import { closed, fixturePerTest, health, opened, synced, wsUrl } from '../support/relay.ts'
+import { emits, nextEvent, until, updates } from '../support/wait.ts'
 
 const SYNC_FRAMES = 10_000
 const LEASE_FRAMES = 3_000
@@ -24,13 +26,7 @@ const REST_ROUTES = ['/leases/acquire', '/leases/renew', '/leases/release', '/en
 /** Longest a single frame or request may take to be answered before the relay counts as hung. */
 const ANSWER_MS = 10_000
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 type Random = () => number
 
@@ -327,10 +323,6 @@ function restBody(r: Random, route: string, grants: readonly LeaseGrant[]): { bo
   return { body: `{"content":"${'x'.repeat(1024 * 1024 + 10)}"}`, contentType, kind: 'too large' }
 }
 
-function nextPong(ws: WsClient): Promise<void> {
-  return new Promise((resolve) => ws.once('pong', () => resolve()))
-}
-
 /** Logs the relay's errors (a fuzz frame may cause warnings, never an error). */
 function recordingLogger(errors: string[]): Logger {
   return { info: () => undefined, warn: () => undefined, error: (message, fields) => errors.push(`${message} ${JSON.stringify(fields, (_k, v: unknown) => (v instanceof Error ? v.stack : v))}`) }
@@ -490,10 +482,10 @@ async function restWorker(url: string, r: Random, budget: { left: number }, stat
 
 describe('relay fuzz', () => {
   it('takes 10,000+ bad sync frames, bad lease frames and bad REST bodies while a healthy pair keeps syncing', async () => {
-    const seed = Number(process.env.CHORUS_SEED ?? Math.floor(Math.random() * 2 ** 31))
+    const seed = testSeed()
     const recent = { sync: [] as string[], lease: [] as string[], rest: [] as string[] }
     onTestFailed(() => {
-      console.error(`CHORUS_SEED=${seed}\nlast sync frames:\n${recent.sync.join('\n')}\nlast lease frames:\n${recent.lease.join('\n')}\nlast REST bodies:\n${recent.rest.join('\n')}`)
+      console.error(`last sync frames:\n${recent.sync.join('\n')}\nlast lease frames:\n${recent.lease.join('\n')}\nlast REST bodies:\n${recent.rest.join('\n')}`)
     })
     const uncaught: unknown[] = []
     const onUncaught = (e: unknown): void => void uncaught.push(e)
@@ -521,7 +513,7 @@ describe('relay fuzz', () => {
       const monitor = (async () => {
         while (fuzzing) {
           const target = written
-          await until(() => seen() >= target, `b sees a's ${target} writes`, ANSWER_MS)
+          await until(() => seen() >= target, `b sees a's ${target} writes`, { on: updates(b.doc), timeoutMs: ANSWER_MS })
           const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(ANSWER_MS) })
           expect(res.status).toBe(200)
           expect(await res.json()).toMatchObject({ status: 'ok' })
@@ -559,7 +551,7 @@ describe('relay fuzz', () => {
       for (const code of [...syncStats.closeCodes.keys(), ...leaseStats.closeCodes.keys()]) {
         expect([CloseCode.unsupportedData, 1007, 1005], `close code ${code}`).toContain(code)
       }
-      await until(() => seen() === written, `b sees all ${written} writes`)
+      await until(() => seen() === written, `b sees all ${written} writes`, { on: updates(b.doc) })
       expect(b.doc.getArray<number>('healthy-log').toArray()).toEqual([...Array(written).keys()])
       expect(drops).toBe(0)
       expect(checks).toBeGreaterThan(0)
@@ -568,7 +560,7 @@ describe('relay fuzz', () => {
       expect(await health(url)).toMatchObject({ status: 'ok' })
       const fresh = f.provider(url, HEALTHY_SPACE)
       await synced(fresh)
-      await until(() => fresh.doc.getArray('healthy-log').length === written, 'a fresh provider has every write')
+      await until(() => fresh.doc.getArray('healthy-log').length === written, 'a fresh provider has every write', { on: updates(fresh.doc) })
       const res = await fetch(`${url}/leases/acquire`, { method: 'POST', body: JSON.stringify({ key: 'after-fuzz', holder: 'me', duration: 1000 }) })
       expect(res.status).toBe(200)
       expect(errors).toEqual([])
@@ -600,7 +592,7 @@ describe('relay fuzz', () => {
       const inner = encoding.encode((e) => (encoding.writeVarUint(e, 1), encoding.writeVarUint(e, 12345), encoding.writeVarUint(e, 1), encoding.writeVarString(e, state)))
       raw.send(concat(varUint(1), varUint(inner.length), inner))
       raw.ping('after')
-      await nextPong(raw)
+      await nextEvent(raw, 'pong')
       // Before the fix the state was kept, and greeting the next connection threw: an unhandled rejection that
       // ended the relay process.
       const p = f.provider(url, 'deep')
@@ -608,7 +600,7 @@ describe('relay fuzz', () => {
       p.doc.getMap('m').set('k', 'v')
       const q = f.provider(url, 'deep')
       await synced(q)
-      await until(() => q.doc.getMap('m').get('k') === 'v', 'q sees p')
+      await until(() => q.doc.getMap('m').get('k') === 'v', 'q sees p', { on: updates(q.doc) })
       expect(uncaught).toEqual([])
     } finally {
       process.off('uncaughtException', onUncaught)
@@ -662,8 +654,8 @@ describe('relay fuzz', () => {
     writer.on('connection-close', (event: CloseEvent | null) => void codes.push(event?.code ?? 0))
     const log = writer.doc.getArray<number>('log')
     for (let i = 0; i < 100; i++) log.push([i]) // 100 transactions, 100 frames
-    await until(() => codes.includes(CloseCode.tryAgainLater), 'the writer is closed with 1013')
-    await until(() => reader.doc.getArray('log').length === 100, 'the reader has all 100 entries after the writer reconnects', 10_000)
+    await until(() => codes.includes(CloseCode.tryAgainLater), 'the writer is closed with 1013', { on: emits(writer, 'connection-close') })
+    await until(() => reader.doc.getArray('log').length === 100, 'the reader has all 100 entries after the writer reconnects', { on: updates(reader.doc) })
     expect(reader.doc.getArray<number>('log').toArray()).toEqual([...Array(100).keys()])
 
     // /leases stays open and answers rate_limited.
@@ -673,7 +665,7 @@ describe('relay fuzz', () => {
     leases.on('message', (data: Buffer) => void replies.push(JSON.parse(data.toString()) as { ok: boolean }))
     const grant = { space: 'limited', key: 'k', holder: 'h', token: 1, duration: 1000, signature: 'x' }
     for (let i = 0; i <= burst; i++) leases.send(JSON.stringify({ id: i, op: 'release', grant }))
-    await until(() => replies.length === burst + 1, 'a reply to every lease frame')
+    await until(() => replies.length === burst + 1, 'a reply to every lease frame', { on: emits(leases, 'message') })
     expect(replies.slice(0, burst).every((reply) => reply.ok)).toBe(true)
     expect(replies.at(-1)).toMatchObject({ ok: false, error: { code: 'rate_limited' } })
     expect(leases.readyState).toBe(leases.OPEN)

@@ -11,7 +11,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createGrantSigner, generateSecretKey, ManualClock, MemoryLeaseLedger, RelayLeaseClient, type LeaseLedger, type RecordedGrant, type SignGrant } from '@chorus/sync'
 import { runLeaseLedgerTests } from '@chorus/sync/testing/suites'
 import { LEASE_LEDGER_FILE, SqliteLeaseLedger } from '@chorus/relay'
-import { codeOf, fixture, synced, until, type Fixture } from './helpers.ts'
+import { codeOf } from '../support/errors.ts'
+import { fixture, synced, type Fixture } from '../support/relay.ts'
+import { until, updates } from '../support/wait.ts'
 
 runLeaseLedgerTests('MemoryLeaseLedger', (clock) => Promise.resolve({ ledger: new MemoryLeaseLedger({ clock }), cleanup: () => Promise.resolve() }))
 
@@ -144,7 +146,7 @@ describe('the relay and its ledger', () => {
     const mirror = (doc: typeof before.doc): string[] => [...doc.getMap<RecordedGrant>('leases').keys()].sort()
     await first.relay.leases.acquire(request('task:short', 'alice', 1_000))
     const long = await first.relay.leases.acquire(request('task:long', 'bob', 10_000))
-    await until(() => mirror(before.doc).join() === 'task:long,task:short', 'the mirror holds both grants')
+    await until(() => mirror(before.doc).join() === 'task:long,task:short', 'the mirror holds both grants', { on: updates(before.doc) })
     before.destroy()
     await first.relay.stop()
 
@@ -153,7 +155,7 @@ describe('the relay and its ledger', () => {
     const added = await second.relay.leases.acquire(request('task:added', 'carol', 10_000)) // the space is not loaded
     const after = f.provider(second.url, SPACE)
     await synced(after)
-    await until(() => mirror(after.doc).join() === 'task:added,task:long', 'the mirror holds the live grants only')
+    await until(() => mirror(after.doc).join() === 'task:added,task:long', 'the mirror holds the live grants only', { on: updates(after.doc) })
     const recorded = after.doc.getMap<RecordedGrant>('leases')
     expect(recorded.get('task:long')).toMatchObject({ token: long.token, holder: 'bob' })
     expect(recorded.get('task:added')).toMatchObject({ token: added.token, holder: 'carol', at: clock.now() })

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { DatabaseSync } from 'node:sqlite'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import {
   ChorusError,
@@ -31,19 +31,16 @@ import {
   type SpaceConnection,
 } from '@chorus/sync'
 import { Auth, LEASE_LEDGER_FILE, type Relay, type RelayCapabilities, type RelayOptions } from '@chorus/relay'
-import { codeOf, fixture, until, type Fixture } from './helpers.ts'
+import { codeOf } from '../support/errors.ts'
+import { fixturePerTest } from '../support/relay.ts'
+import { spaceUpdates, until } from '../support/wait.ts'
 
 const SPACE = 'team'
 
-let f: Fixture
-let cleanups: Array<() => unknown>
-beforeEach(() => {
-  f = fixture()
-  cleanups = []
-})
+const f = fixturePerTest()
+const cleanups: Array<() => unknown> = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
-  await f.teardown()
 })
 
 /** A relay on a manual clock (and, for restarts, on a given port), with rate limits out of the way. */
@@ -494,14 +491,14 @@ describe('L7 grants are signed by the relay key published in meta and at /capabi
     const r = replica(url, clock)
     r.space.join({ id: 'alice', name: 'Alice', kind: 'ai' })
     await r.online()
-    await until(() => r.space.meta.relayKey !== undefined, 'the relay wrote its key into meta')
+    await until(() => r.space.meta.relayKey !== undefined, 'the relay wrote its key into meta', { on: spaceUpdates(r.space) })
     expect(r.space.meta.relayKey).toBe(capabilities.relayKey)
 
     const task = r.space.tasks.create({ title: 'verify', createdBy: 'alice' })
     const overWs = await leaseClient(url).acquire({ space: SPACE, key: `task:${task.id}`, holder: 'alice', duration: 5_000 })
     const overRest = grantOf(await rest(url, 'POST', `/spaces/${SPACE}/leases/acquire`, { key: 'resource:r-1', holder: 'alice', duration: 5_000 }))
     const leasesMap = r.space.doc.getMap<RecordedGrant>('leases')
-    await until(() => leasesMap.has(`task:${task.id}`) && leasesMap.has('resource:r-1'), 'the leases mirror reached the replica')
+    await until(() => leasesMap.has(`task:${task.id}`) && leasesMap.has('resource:r-1'), 'the leases mirror reached the replica', { on: spaceUpdates(r.space) })
     const mirrored = leasesMap.get(`task:${task.id}`) as RecordedGrant
 
     const byCapabilities = createGrantVerifier(capabilities.relayKey)
@@ -546,7 +543,7 @@ describe('L8 of several recorded claims the valid one with the highest token win
     a.space.join({ id: 'mallory', name: 'Mallory', kind: 'ai' })
     const task = a.space.tasks.create({ title: 'contested', createdBy: 'alice' })
     await Promise.all([a.online(), b.online()])
-    await until(() => b.space.tasks.get(task.id) !== undefined && b.space.meta.relayKey !== undefined, 'b has the task and the relay key')
+    await until(() => b.space.tasks.get(task.id) !== undefined && b.space.meta.relayKey !== undefined, 'b has the task and the relay key', { on: spaceUpdates(b.space) })
     await b.offline()
 
     // Apart: alice claims on A; bob on B is refused until the relay has expired alice's grant, then claims.
@@ -570,7 +567,7 @@ describe('L8 of several recorded claims the valid one with the highest token win
 
     await b.online()
     const tokens = (s: Space): string[] => [...(taskMap(s, task.id, 'claims') as Y.Map<RecordedGrant>).keys()].sort()
-    await until(() => tokens(a.space).length === 4 && tokens(b.space).length === 4, 'both replicas hold all four claims')
+    await until(() => tokens(a.space).length === 4 && tokens(b.space).length === 4, 'both replicas hold all four claims', { on: spaceUpdates(a.space, b.space) })
     const onA = a.space.tasks.get(task.id)
     const onB = b.space.tasks.get(task.id)
     expect(onA?.claim).toEqual(genuine)
@@ -625,7 +622,7 @@ describe('L9 writes under a lock carry its token; stale tokens are refused by th
     const locked = await a.space.resources.lock(id, 'alice', { timeout: 1_000 })
     const stale = locked.lock?.token as number
     a.space.resources.edit(id, 'alice', 'v1 by alice')
-    await until(() => b.space.resources.get(id)?.data === 'v1 by alice', 'b sees alice’s locked edit')
+    await until(() => b.space.resources.get(id)?.data === 'v1 by alice', 'b sees alice’s locked edit', { on: spaceUpdates(b.space) })
     expect(revisions(b.space).map((r) => r.token)).toEqual([undefined, stale])
     expect(await codeOf(Promise.resolve().then(() => b.space.resources.edit(id, 'bob', 'sneaky')))).toBe('locked')
 
@@ -640,7 +637,7 @@ describe('L9 writes under a lock carry its token; stale tokens are refused by th
     const current = bobs.lock?.token as number
     expect(current).toBeGreaterThan(stale)
     b.space.resources.edit(id, 'bob', 'v2 by bob')
-    await until(() => a.space.resources.get(id)?.data === 'v2 by bob', 'a sees bob’s edit')
+    await until(() => a.space.resources.get(id)?.data === 'v2 by bob', 'a sees bob’s edit', { on: spaceUpdates(a.space) })
 
     // Ignored by views: revisions written past the API (an old client) with a stale token, or with the live
     // token by someone who does not hold it.
@@ -652,7 +649,7 @@ describe('L9 writes under a lock carry its token; stale tokens are refused by th
         { id: `${id}.theft`, base, data: 'not the holder', by: 'alice', at: relayClock.now(), token: current },
       ]),
     )
-    await until(() => revisions(b.space).length === 5, 'b has every revision')
+    await until(() => revisions(b.space).length === 5, 'b has every revision', { on: spaceUpdates(b.space) })
     for (const s of [a.space, b.space]) {
       expect(s.resources.get(id)).toMatchObject({ version: 3, data: 'v2 by bob', conflicts: [] })
     }

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { describe, expect, it, onTestFailed } from 'vitest'
 import { ChorusError, ManualClock, MIN_LEASE_MS, RelayLeaseClient, type LeaseGrant } from '@chorus/sync'
 import { Relay, silentLogger } from '@chorus/relay'
-import { prng } from './helpers.ts'
+import { prng } from '../support/random.ts'
 
 const SEEDS = process.env.CHORUS_SEED === undefined ? [1, 7, 42, 2024] : [Number(process.env.CHORUS_SEED)]
 const STEPS_PER_SEED = 2_600

@@ -4,21 +4,16 @@
  */
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { createGrantVerifier, ManualClock, type LeaseGrant } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
 import { loadOrCreateRelayKey, RELAY_KEY_FILE, RELAY_VERSION, STORE_FILE, type Logger, type RelayCapabilities } from '@chorus/relay'
 import { peerKeyFromSeed } from '@chorus/p2p'
-import { fixture, synced, until, type Fixture } from './helpers.ts'
+import { fixturePerTest, synced } from '../support/relay.ts'
+import { until, updates } from '../support/wait.ts'
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 const request = (holder: string, key = 'task:t-1') => ({ space: 'team', key, holder, duration: 1_000 })
 
@@ -113,7 +108,7 @@ describe('relay key distribution', () => {
     const { relay, url } = await f.startRelay()
     const provider = f.provider(url, 'team')
     await synced(provider)
-    await until(() => provider.doc.getMap('meta').get('relayKey') === relay.publicKey, 'the provider sees meta.relayKey')
+    await until(() => provider.doc.getMap('meta').get('relayKey') === relay.publicKey, 'the provider sees meta.relayKey', { on: updates(provider.doc) })
     // A restricted-channel document is not a space: it gets no key.
     const bot = new Y.Map<unknown>()
     provider.doc.getMap('participants').set('bot', bot)

@@ -2,34 +2,26 @@
  * The coordination hub's REST API on the relay (docs/HUBS.md): every route's success shape and error statuses, on
  * the default space and under `/spaces/<space>/`, over real HTTP against a relay on 127.0.0.1 port 0.
  */
-import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { ManualClock, Space } from '@chorus/sync'
 import { Auth, REST_PRESENCE_MS } from '@chorus/relay'
-import { fixture, prng, synced, until, type Fixture } from './helpers.ts'
+import { prng, shuffle, testSeed } from '../support/random.ts'
+import { fixtureForTest, fixturePerTest, synced } from '../support/relay.ts'
+import { until } from '../support/wait.ts'
 import {
   hub,
+  hubPerTest,
   register,
-  shuffle,
   type ClaimReply,
   type EntityView,
   type ErrorBody,
-  type Hub,
   type MessageView,
   type ProposalView,
   type TaskView,
 } from './rest-helpers.ts'
 
-let f: Fixture
-let url: string
-let api: Hub
-beforeEach(async () => {
-  f = fixture()
-  url = (await f.startRelay()).url
-  api = hub(url)
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
+const api = hubPerTest(f)
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
@@ -120,19 +112,15 @@ describe('entities', () => {
 
   it('an entity that stops calling turns offline after REST_PRESENCE_MS, and a heartbeat brings it back', async () => {
     const clock = new ManualClock(Date.now())
-    const g = fixture()
-    try {
-      const timed = hub((await g.startRelay({ clock })).url)
-      await register(timed, [['bot', 'ai_agent']])
-      const status = async (): Promise<string | undefined> => (await timed.get<{ entities: EntityView[] }>('/entities/list')).body.entities[0]?.status
-      expect(await status()).toBe('online')
-      clock.advance(REST_PRESENCE_MS + 1)
-      expect(await status()).toBe('offline')
-      expect((await timed.post('/entities/bot/heartbeat')).status).toBe(200)
-      expect(await status()).toBe('online')
-    } finally {
-      await g.teardown()
-    }
+    const g = fixtureForTest()
+    const timed = hub((await g.startRelay({ clock })).url)
+    await register(timed, [['bot', 'ai_agent']])
+    const status = async (): Promise<string | undefined> => (await timed.get<{ entities: EntityView[] }>('/entities/list')).body.entities[0]?.status
+    expect(await status()).toBe('online')
+    clock.advance(REST_PRESENCE_MS + 1)
+    expect(await status()).toBe('offline')
+    expect((await timed.post('/entities/bot/heartbeat')).status).toBe(200)
+    expect(await status()).toBe('online')
   })
 })
 
@@ -333,9 +321,8 @@ describe('tasks', () => {
   })
 
   it('the claim race: 5 claimants over 10 tasks, each in its own random order; every task claimed exactly once, then completed by its winner', async () => {
-    const seed = Number(process.env.CHORUS_SEED ?? Date.now() % 2 ** 31)
-    const why = `seed ${seed} (rerun with CHORUS_SEED=${seed})`
-    onTestFailed(() => console.error(`claim race failed with ${why}`))
+    const seed = testSeed()
+    const why = `seed ${seed}`
     const random = prng(seed)
     const workers = ['w1', 'w2', 'w3', 'w4', 'w5']
     await register(api, workers.map((w): [string, string] => [w, 'ai_agent']))
@@ -458,7 +445,7 @@ describe('state and dependencies', () => {
     await api.post(`/tasks/${t2}/complete`, { entity_id: 'claude' })
     await api.post('/proposals/create', { title: 'p', created_by: 'alice' })
     // Shared state written by a sync client reaches the REST view.
-    const provider = f.provider(url, 'default')
+    const provider = f.provider(api.url, 'default')
     await synced(provider)
     const replica = new Space({ id: 'default', doc: provider.doc })
     replica.state.set('project_status', 'in_progress', { by: 'alice' })
@@ -489,7 +476,7 @@ describe('state and dependencies', () => {
     expect(d['@chorus/sync']).toMatchObject({ status: 'ok', version: '0.1.0', schema: 1 })
     for (const name of ['yjs', 'y-protocols', 'ws', 'zod']) expect(d[name]).toMatchObject({ status: 'ok', version: expect.stringMatching(/^\d+\.\d+\.\d+/) as unknown })
     expect(d.yjs?.version).toMatch(/^13\./)
-    const capabilities = (await (await fetch(`${url}/capabilities`)).json()) as { relayKey: string; version: string }
+    const capabilities = (await (await fetch(`${api.url}/capabilities`)).json()) as { relayKey: string; version: string }
     expect(d.leases?.relay_key).toBe(capabilities.relayKey)
     expect(r.body.relay.version).toBe(capabilities.version)
   })
@@ -533,7 +520,7 @@ describe('HTTP', () => {
     await expectError(api.get('/entities/nope'), 404, 'not_found', /no route for GET \/entities\/nope/)
     await expectError(api.post('/tasks/t-1/explode', {}), 404, 'not_found')
     await expectError(api.get('/spaces/team/tasks'), 404, 'not_found')
-    const wrong = await fetch(`${url}/entities/register`)
+    const wrong = await fetch(`${api.url}/entities/register`)
     expect(wrong.status).toBe(405)
     expect(wrong.headers.get('allow')).toBe('POST')
     expect(((await wrong.json()) as ErrorBody).error).toBe('method_not_allowed')
@@ -544,8 +531,7 @@ describe('HTTP', () => {
       expect((await api.get(path)).status, path).toBe(405)
     }
 
-    const g = fixture()
-    onTestFinished(() => g.teardown())
+    const g = fixtureForTest()
     const small = await g.startRelay({ maxBodyBytes: 256 })
     const tight = hub(small.url)
     await expectError(tight.post('/entities/register', { entity_id: 'a', entity_type: 'human', name: 'x'.repeat(300) }), 413, 'too_large', /limit is 256 bytes/)
@@ -570,8 +556,7 @@ describe('tokens', () => {
       { token: 'claude-token-0123456789', participant: 'claude', kind: 'ai' },
       { token: 'team-only-token-012345', participant: 'carol', kind: 'human', spaces: ['team'] },
     ])
-    const g = fixture()
-    onTestFinished(() => g.teardown())
+    const g = fixtureForTest()
     const { url: secured } = await g.startRelay({ auth })
     const alice = hub(secured, { authorization: 'Bearer alice-token-0123456789' })
     const claude = hub(secured, { authorization: 'Bearer claude-token-0123456789' })

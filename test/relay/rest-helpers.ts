@@ -1,12 +1,19 @@
 /**
  * A tiny client for the coordination hub's REST routes in tests: JSON in, status and JSON out, nothing hidden.
  */
+import { beforeEach } from 'vitest'
+import type { RelayOptions } from '@chorus/relay'
+import { forwarding } from '../support/forwarding.ts'
+import type { Fixture } from '../support/relay.ts'
+
 export interface Reply<T = Record<string, unknown>> {
   status: number
   body: T
 }
 
 export interface Hub {
+  /** The relay it talks to. */
+  readonly url: string
   get<T = Record<string, unknown>>(path: string): Promise<Reply<T>>
   post<T = Record<string, unknown>>(path: string, body?: unknown): Promise<Reply<T>>
   /** A POST with this exact body text (bad JSON, oversized bodies). */
@@ -18,26 +25,29 @@ export function hub(url: string, headers: Record<string, string> = {}): Hub {
     const res = await fetch(`${url}${path}`, {
       method,
       headers: { ...(text === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      ...(text === undefined ? {} : { body: text }),
+      body: text,
     })
     const body = (await res.json()) as T
     return { status: res.status, body }
   }
   return {
+    url,
     get: (path) => call('GET', path),
     post: (path, body) => call('POST', path, body === undefined ? undefined : JSON.stringify(body)),
     raw: (method, path, text) => call(method, path, text),
   }
 }
 
-
-export function shuffle<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
-  }
-  return out
+/** For each test of the calling file: a relay started on `f` (with `options`), and this client of it. */
+export function hubPerTest(f: Fixture, options?: RelayOptions): Hub {
+  let current: Hub | undefined
+  beforeEach(async () => {
+    current = hub((await f.startRelay(options)).url)
+  })
+  return forwarding(() => {
+    if (current === undefined) throw new Error('the relay is there only while a test runs')
+    return current
+  })
 }
 
 // The response shapes as a client sees them: written out here rather than imported, so the tests pin the contract.

@@ -6,22 +6,17 @@
 import { execFile, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Space } from '@chorus/sync'
-import { fixture, synced, until, type Fixture } from './helpers.ts'
+import { fixturePerTest, synced } from '../support/relay.ts'
+import { spaceUpdates, until } from '../support/wait.ts'
 import type { EntityView, MessageView, ProposalView, TaskView } from './rest-helpers.ts'
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/seeds-client.py', import.meta.url))
 const hasPython = spawnSync('python3', ['--version']).status === 0
 const run = promisify(execFile)
 
-let f: Fixture
-beforeEach(() => {
-  f = fixture()
-})
-afterEach(async () => {
-  await f.teardown()
-})
+const f = fixturePerTest()
 
 interface ClientOutput {
   health: { status: string }
@@ -76,7 +71,7 @@ describe('the coordination hub\'s REST API, used as its clients did (docs/HUBS.m
     await synced(provider)
     const space = new Space({ id: 'default', doc: provider.doc })
     try {
-      await until(() => space.tasks.get(taskId)?.status === 'completed', 'the completed task on the replica')
+      await until(() => space.tasks.get(taskId)?.status === 'completed', 'the completed task on the replica', { on: spaceUpdates(space) })
       expect(space.participants.get('py-agent')).toMatchObject({ kind: 'ai', name: 'Python agent' })
       expect(space.participants.get('py-agent-peer')?.kind).toBe('ai')
       expect(space.tasks.get(taskId)).toMatchObject({ completedBy: 'py-agent', result: 'done in python', createdBy: 'coordination-hub' })

@@ -8,7 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { ManualClock, MemoryStore } from '@chorus/sync'
 import { LEASE_LEDGER_FILE, openStorage, parseStorageSpec, RELAY_KEY_FILE, STORE_FILE } from '@chorus/relay'
-import { codeOf, fixture, type Fixture } from './helpers.ts'
+import { codeOf } from '../support/errors.ts'
+import { fixture, type Fixture } from '../support/relay.ts'
 
 let f: Fixture
 beforeEach(() => {

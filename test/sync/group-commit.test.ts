@@ -3,29 +3,27 @@
  * transaction, committed right after that turn; nothing of a group is visible, resolved or reported before its
  * commit; an append that fails fails its whole group. And persist() uses it only when asked to.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import * as Y from 'yjs'
 import { isChorusError, isGroupCommitStore, MemoryStore, persist } from '@chorus/sync'
 import { SqliteStore, type SqliteStoreOptions } from '@chorus/sync/sqlite'
+import { tempDir } from '../support/temp.ts'
+import { nextTurn } from '../support/wait.ts'
 
-let dir = ''
 let path = ''
 const stores: SqliteStore[] = []
 const readers: DatabaseSync[] = []
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'chorus-group-'))
-  path = join(dir, 'store.sqlite')
+  path = join(tempDir('chorus-group-'), 'store.sqlite')
 })
 
 afterEach(async () => {
   for (const reader of readers.splice(0)) reader.close()
   for (const store of stores.splice(0)) await store.close()
-  rmSync(dir, { recursive: true, force: true })
 })
 
 const open = (options: SqliteStoreOptions = {}): SqliteStore => {
@@ -48,7 +46,6 @@ const rows = (db: DatabaseSync): Array<{ space: string; seq: number; data: numbe
     .map((row) => ({ space: String(row.space), seq: Number(row.seq), data: (row.data as Uint8Array)[0] ?? -1 }))
 
 const bytes = (...values: number[]): Uint8Array => new Uint8Array(values)
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 describe('SqliteStore group commit', () => {
   it('is a GroupCommitStore; MemoryStore is not', () => {
@@ -170,17 +167,20 @@ describe('SqliteStore group commit', () => {
   })
 
   it('checkpoints the WAL on a timer, off the write path, and stops with close', async () => {
+    // The store's interval timer is the test's to fire; the commits after each turn still run on their own.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    onTestFinished(() => void vi.useRealTimers())
     const setSpy = vi.spyOn(globalThis, 'setInterval')
     const clearSpy = vi.spyOn(globalThis, 'clearInterval')
     const store = open({ checkpointIntervalMs: 10, walAutocheckpointPages: 0 })
     const timer = setSpy.mock.results.at(-1)?.value as unknown
+    expect(setSpy).toHaveBeenLastCalledWith(expect.any(Function), 10)
     setSpy.mockRestore()
     const before = statSync(path).size
     await Promise.all(Array.from({ length: 300 }, (_, i) => store.appendGrouped(`s${i % 30}`, new Uint8Array(200).fill(i))))
     // Committed to the WAL only: the database file has not grown yet.
     expect(statSync(path).size).toBe(before)
-    const deadline = Date.now() + 5_000
-    while (statSync(path).size === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    vi.advanceTimersByTime(10)
     expect(statSync(path).size).toBeGreaterThan(before)
     expect(clearSpy).not.toHaveBeenCalledWith(timer)
     await store.close()

@@ -3,19 +3,16 @@
  * the file and reconnects to a replica in this process; both converge and nothing written offline is lost.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { connectSpace, Space, type SpaceSnapshot } from '@chorus/sync'
 import { StreamTransport } from '@chorus/sync/stream'
+import { exited } from '../support/child.ts'
+import { tempDir } from '../support/temp.ts'
 
 const fixture = join(import.meta.dirname, 'fixtures', 'offline-agent.ts')
-const dir = mkdtempSync(join(tmpdir(), 'chorus-offline-'))
-const db = join(dir, 'agent.sqlite')
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const start = (phase: 'offline' | 'reconnect'): ChildProcess =>
+const start = (phase: 'offline' | 'reconnect', db: string): ChildProcess =>
   spawn(process.execPath, [fixture, phase, db], { stdio: ['pipe', 'pipe', 'inherit', 'ipc'] })
 
 const nextMessage = <T>(child: ChildProcess, accept: (m: T) => boolean = () => true): Promise<T> =>
@@ -29,16 +26,15 @@ const nextMessage = <T>(child: ChildProcess, accept: (m: T) => boolean = () => t
     child.once('exit', (code) => reject(new Error(`agent exited (${code}) before replying`)))
   })
 
-const exited = (child: ChildProcess): Promise<number | null> => new Promise((resolve) => child.once('exit', (code) => resolve(code)))
-
 describe('offline agent with a sqlite store', () => {
   it('edits offline, is killed, reopens, reconnects, converges, and loses nothing', async () => {
+    const db = join(tempDir('chorus-offline-'), 'agent.sqlite')
     const hq = new Space({ id: 'field' })
     hq.join({ id: 'hq', name: 'HQ', kind: 'human' })
     hq.member('hq').send('HQ here, report when you can')
 
     // Phase 1: the agent works with no connection, then dies without any chance to flush.
-    const offline = start('offline')
+    const offline = start('offline', db)
     const report = await nextMessage<{ done: boolean; claimError: string; task: string; proposal: string; resource: string }>(offline)
     expect(report.claimError).toBe('lease_unavailable') // L10: offline, nothing is assumed held
     const killed = exited(offline)
@@ -47,7 +43,7 @@ describe('offline agent with a sqlite store', () => {
     hq.member('hq').set('field_status', 'waiting for news')
 
     // Phase 2: a new process opens the same file and syncs with HQ over its stdio.
-    const agent = start('reconnect')
+    const agent = start('reconnect', db)
     const transport = new StreamTransport({ readable: agent.stdout as NodeJS.ReadableStream as never, writable: agent.stdin as never, peer: 'agent' })
     const backOnline = new Promise<void>((resolve) => {
       const off = hq.events.on('message', (e) => {
@@ -86,7 +82,7 @@ describe('offline agent with a sqlite store', () => {
 
     const done = exited(agent)
     agent.send({ bye: true })
-    expect(await done).toBe(0)
+    expect((await done).code).toBe(0)
     await connection.stop()
     hq.destroy()
   })

@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { DatabaseSync } from 'node:sqlite'
@@ -10,10 +8,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { ChorusError, isChorusError, persist, STORE_ORIGIN } from '@chorus/sync'
 import { SqliteStore } from '@chorus/sync/sqlite'
+import { tempDir } from '../support/temp.ts'
 
 const writer = fileURLToPath(new URL('./fixtures/sqlite-writer.ts', import.meta.url))
 
-let dir = ''
 let path = ''
 const open: SqliteStore[] = []
 const openStore = (): SqliteStore => {
@@ -23,13 +21,11 @@ const openStore = (): SqliteStore => {
 }
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'chorus-persist-'))
-  path = join(dir, 'cache.sqlite')
+  path = join(tempDir('chorus-persist-'), 'cache.sqlite')
 })
 
 afterEach(async () => {
   for (const store of open.splice(0)) await store.close()
-  rmSync(dir, { recursive: true, force: true })
 })
 
 /** Loads `space` from a fresh connection into a fresh doc. */

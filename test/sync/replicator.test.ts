@@ -54,6 +54,21 @@ const rawNode = async (net: MemoryNetwork, name: string): Promise<{ send: (to: P
   return { send: (to, m) => t.send(to, m) }
 }
 
+/** An awareness message carrying one client's state as this exact text (clock 1). */
+const awarenessOf = (client: number, state: string): Uint8Array =>
+  encoding.encode((e) => {
+    encoding.writeVarUint(e, messageAwareness)
+    encoding.writeVarUint8Array(
+      e,
+      encoding.encode((u) => {
+        encoding.writeVarUint(u, 1)
+        encoding.writeVarUint(u, client)
+        encoding.writeVarUint(u, 1)
+        encoding.writeVarString(u, state)
+      }),
+    )
+  })
+
 const content = (doc: Y.Doc): unknown => ({
   map: doc.getMap('map').toJSON(),
   list: doc.getArray('list').toJSON(),
@@ -177,24 +192,8 @@ describe('Replicator', () => {
       new Uint8Array([messageSync, 7]), // unknown sync step
       new Uint8Array([messageSync, 2, 50, 1, 2]), // update shorter than its length
       new Uint8Array([messageSync, 1, 4, 255, 255, 255, 255]), // step 2 with garbage update
-      encoding.encode((e) => {
-        encoding.writeVarUint(e, messageAwareness)
-        encoding.writeVarUint8Array(e, encoding.encode((u) => {
-          encoding.writeVarUint(u, 1)
-          encoding.writeVarUint(u, 77)
-          encoding.writeVarUint(u, 1)
-          encoding.writeVarString(u, '{not json')
-        }))
-      }),
-      encoding.encode((e) => {
-        encoding.writeVarUint(e, messageAwareness)
-        encoding.writeVarUint8Array(e, encoding.encode((u) => {
-          encoding.writeVarUint(u, 1)
-          encoding.writeVarUint(u, 78)
-          encoding.writeVarUint(u, 1)
-          encoding.writeVarString(u, '42')
-        }))
-      }),
+      awarenessOf(77, '{not json'),
+      awarenessOf(78, '42'),
     ]
     for (const m of bad) evil.send('a', m)
     net.deliverAll()

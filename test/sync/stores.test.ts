@@ -1,17 +1,17 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
 import { isChorusError, MemoryStore, type Store } from '@chorus/sync'
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '@chorus/sync/sqlite'
 import { runStoreTests } from '@chorus/sync/testing/suites'
+import { makeTempDir, tempDir } from '../support/temp.ts'
 
 runStoreTests('MemoryStore', () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() }))
 
 runStoreTests('SqliteStore', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-store-'))
-  const path = join(dir, 'store.sqlite')
+  const dir = makeTempDir('chorus-store-')
+  const path = join(dir.path, 'store.sqlite')
   const opened: Store[] = [new SqliteStore(path)]
   return Promise.resolve({
     store: opened[0] as Store,
@@ -22,7 +22,7 @@ runStoreTests('SqliteStore', () => {
     },
     cleanup: async () => {
       for (const store of opened) await store.close()
-      rmSync(dir, { recursive: true, force: true })
+      dir.remove()
     },
   })
 })
@@ -33,14 +33,7 @@ runStoreTests("SqliteStore(':memory:', durability full)", () => {
 })
 
 describe('SqliteStore on disk', () => {
-  const withDir = (fn: (dir: string) => Promise<void>) => async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'chorus-sqlite-'))
-    try {
-      await fn(dir)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }
+  const withDir = (fn: (dir: string) => Promise<void>) => () => fn(tempDir('chorus-sqlite-'))
 
   it(
     'creates missing parent folders and uses WAL with the chosen synchronous level',

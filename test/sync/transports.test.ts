@@ -10,6 +10,7 @@ import { MemoryNetwork } from '@chorus/sync/testing'
 import { runTransportTests } from '@chorus/sync/testing/suites'
 import { Replicator, type PeerId, type TransportListener } from '@chorus/sync'
 import { StreamTransport } from '@chorus/sync/stream'
+import { nextTurn } from '../support/wait.ts'
 
 runTransportTests('MemoryNetwork, delivered by hand in random order', () => {
   const net = new MemoryNetwork({ seed: 1 })
@@ -49,6 +50,14 @@ runTransportTests('StreamTransport over a PassThrough pair', () => {
   return Promise.resolve({ a, b, teardown })
 })
 
+/** A StreamTransport reading what the test writes to `input`, and the errors it reports. */
+function fedTransport(options: { maxMessageBytes?: number } = {}): { input: PassThrough; errors: Error[]; t: StreamTransport } {
+  const input = new PassThrough()
+  const errors: Error[] = []
+  const t = new StreamTransport({ readable: input, writable: new PassThrough(), peer: 'p', maxMessageBytes: options.maxMessageBytes, onError: (e) => errors.push(e) })
+  return { input, errors, t }
+}
+
 class Log implements TransportListener {
   joined: PeerId[] = []
   left: PeerId[] = []
@@ -76,21 +85,13 @@ describe('StreamTransport framing', () => {
     })
     for (const byte of wire.subarray(0, 10)) input.write(new Uint8Array([byte]))
     input.write(wire.subarray(10))
-    await new Promise((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(log.messages).toEqual(frames)
     await t.stop()
   })
 
   it('closes with too_large on an oversize frame instead of allocating it', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({
-      readable: input,
-      writable: new PassThrough(),
-      peer: 'p',
-      maxMessageBytes: 1024,
-      onError: (e) => errors.push(e),
-    })
+    const { input, errors, t } = fedTransport({ maxMessageBytes: 1024 })
     const log = new Log()
     await t.start(log)
     input.write(encoding.encode((e) => encoding.writeVarUint(e, 2 ** 40)))
@@ -102,15 +103,7 @@ describe('StreamTransport framing', () => {
   })
 
   it('closes with corrupt on a length prefix that never ends', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({
-      readable: input,
-      writable: new PassThrough(),
-      peer: 'p',
-      maxMessageBytes: Number.MAX_SAFE_INTEGER,
-      onError: (e) => errors.push(e),
-    })
+    const { input, errors, t } = fedTransport({ maxMessageBytes: Number.MAX_SAFE_INTEGER })
     await t.start(new Log())
     input.write(new Uint8Array(12).fill(0x80))
     await once(input, 'close')
@@ -118,9 +111,7 @@ describe('StreamTransport framing', () => {
   })
 
   it('reports a stream that ends mid-frame', async () => {
-    const input = new PassThrough()
-    const errors: Error[] = []
-    const t = new StreamTransport({ readable: input, writable: new PassThrough(), peer: 'p', onError: (e) => errors.push(e) })
+    const { input, errors, t } = fedTransport()
     const log = new Log()
     await t.start(log)
     input.end(new Uint8Array([5, 1, 2]))

@@ -1,6 +1,6 @@
 /**
  * WebSocketTransport against the stock y-websocket server (`@y/websocket-server`), over real sockets on
- * 127.0.0.1. Nothing sleeps: every wait is for an event, with a deadline.
+ * 127.0.0.1. Nothing sleeps: every wait is for an event, with a safety deadline.
  */
 import { once } from 'node:events'
 import { createServer, type IncomingMessage } from 'node:http'
@@ -27,25 +27,9 @@ import {
   type WebSocketTransportOptions,
 } from '@chorus/sync'
 import { Signal } from '@chorus/sync/testing'
+import { signalled, until } from '../support/wait.ts'
 
-const waitLimitMs = 15_000
 const connectTimeoutMs = 5_000
-
-/**
- * Resolves when `check()` holds, rechecking whenever one of `signals` fires. Fails at the deadline even if
- * the condition has come true by then: a condition nothing announced means a missing wake-up in the test.
- */
-const until = async (label: string, signals: Signal | Signal[], check: () => boolean): Promise<void> => {
-  const deadline = Date.now() + waitLimitMs
-  const sources = Array.isArray(signals) ? signals : [signals]
-  while (!check()) {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const expired = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))))
-    const woken = await Promise.race([...sources.map((s) => s.next()), expired])
-    clearTimeout(timer)
-    if (woken === true) throw new Error(`timed out waiting for ${label}`)
-  }
-}
 
 let rooms = 0
 /** The stock server keeps every document in a module-level map, so each test uses its own room. */
@@ -238,15 +222,18 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
 
     alice.send('hello from chorus')
     doc.getMap('notes').set('provider', 'hello from y-websocket')
-    await until('both replicas to converge', signal, () =>
-      space.doc.getMap('notes').get('provider') === 'hello from y-websocket' &&
-      mirror.messages.all().length === 1 &&
-      stateVectorsEqual(space.doc, doc),
+    await until(
+      () =>
+        space.doc.getMap('notes').get('provider') === 'hello from y-websocket' &&
+        mirror.messages.all().length === 1 &&
+        stateVectorsEqual(space.doc, doc),
+      'both replicas to converge',
+      { on: signalled(signal) },
     )
     expect(mirror.snapshot()).toEqual(space.snapshot())
     expect(mirror.messages.all()[0]?.content).toBe('hello from chorus')
     // Presence reaches the stock client too.
-    await until('alice to be online for the provider', signal, () => mirror.presence.status('alice').status === 'online')
+    await until(() => mirror.presence.status('alice').status === 'online', 'alice to be online for the provider', { on: signalled(signal) })
     expect(t.state).toBe('connected')
     expect(t.peers).toEqual(new Set(['relay']))
   })
@@ -259,12 +246,15 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     const b = await connectedSpace(s, id, 'bob', signal)
     a.space.member('alice').send('hi bob')
     const task = b.space.member('bob').createTask({ title: 'Review main.py' })
-    await until('the spaces to converge with presence', signal, () =>
-      isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) &&
-      a.space.tasks.get(task.id) !== undefined &&
-      b.space.messages.all().length === 1 &&
-      a.space.presence.status('bob').status === 'online' &&
-      b.space.presence.status('alice').status === 'online',
+    await until(
+      () =>
+        isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) &&
+        a.space.tasks.get(task.id) !== undefined &&
+        b.space.messages.all().length === 1 &&
+        a.space.presence.status('bob').status === 'online' &&
+        b.space.presence.status('alice').status === 'online',
+      'the spaces to converge with presence',
+      { on: signalled(signal) },
     )
     expect(a.statuses).toEqual(['connecting', 'connected'])
     expect(b.t.attempts).toBe(0)
@@ -281,29 +271,32 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
       timers,
     })
     const b = await connectedSpace(s, id, 'bob', signal)
-    await until('the first sync', signal, () =>
-      isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) && a.space.presence.status('bob').status === 'online',
-    )
+    await until(() => isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) && a.space.presence.status('bob').status === 'online', 'the first sync', {
+      on: signalled(signal),
+    })
 
     // Hold a's retries so the writes below are certainly made while it is disconnected; refuse its next two tries.
     timers.held = true
     s.refuse.set('a', 2)
     const delaysBefore = timers.delays.length
     s.terminateAll()
-    await until('a to report disconnected', signal, () => a.t.state === 'waiting')
+    await until(() => a.t.state === 'waiting', 'a to report disconnected', { on: signalled(signal) })
     expect(a.t.peers.size).toBe(0)
     a.space.member('alice').send('written while cut off')
     a.space.member('alice').set('mood', 'patient')
     expect(b.space.messages.all()).toHaveLength(0)
     timers.release()
 
-    await until('a to reconnect and both to resync', signal, () =>
-      a.t.state === 'connected' &&
-      b.t.state === 'connected' &&
-      isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) &&
-      b.space.messages.all().length === 1 &&
-      a.space.presence.status('bob').status === 'online' &&
-      b.space.presence.status('alice').status === 'online',
+    await until(
+      () =>
+        a.t.state === 'connected' &&
+        b.t.state === 'connected' &&
+        isDeepStrictEqual(a.space.snapshot(), b.space.snapshot()) &&
+        b.space.messages.all().length === 1 &&
+        a.space.presence.status('bob').status === 'online' &&
+        b.space.presence.status('alice').status === 'online',
+      'a to reconnect and both to resync',
+      { on: signalled(signal) },
     )
     expect(b.space.messages.all()[0]?.content).toBe('written while cut off')
     // Three retries in a row (the drop, then two refusals): full jitter over 250, 500, 1000 ms with random 0.5.
@@ -327,9 +320,9 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     const replicator = newReplicator()
     cleanups.push(() => replicator.stop())
     await replicator.attach(t)
-    await until('connected', signal, () => t.state === 'connected')
+    await until(() => t.state === 'connected', 'connected', { on: signalled(signal) })
     for (const ws of s.connections) ws.close(4403, 'access revoked')
-    await until('closed for good', signal, () => t.state === 'closed')
+    await until(() => t.state === 'closed', 'closed for good', { on: signalled(signal) })
     expect(t.lastClose).toEqual({ code: 4403, reason: 'access revoked' })
     expect(statuses).toEqual(['connecting', 'connected', 'disconnected'])
     expect(timers.pending.size).toBe(0)
@@ -355,7 +348,7 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
 
     online = true
     t.retryNow()
-    await until('connected', [signal, s.signal], () => t.state === 'connected' && s.connections.size === 1)
+    await until(() => t.state === 'connected' && s.connections.size === 1, 'connected', { on: signalled(signal, s.signal) })
     await replicator.whenSynced('relay')
 
     // The platform says the network is gone while the socket still looks open: drop it, then retry (random 0:
@@ -364,13 +357,13 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     const askedBefore = asked
     t.dropConnection()
     expect(t.peers.size).toBe(0)
-    await until('the server to see the close and the retry to ask', [signal, s.signal], () => s.connections.size === 0 && asked > askedBefore)
+    await until(() => s.connections.size === 0 && asked > askedBefore, 'the server to see the close and the retry to ask', { on: signalled(signal, s.signal) })
     expect(t.state).toBe('waiting')
     expect(t.hasTimers).toBe(false)
 
     online = true
     t.retryNow()
-    await until('connected again', [signal, s.signal], () => t.state === 'connected' && s.connections.size === 1)
+    await until(() => t.state === 'connected' && s.connections.size === 1, 'connected again', { on: signalled(signal, s.signal) })
     expect(statuses).toEqual(['connecting', 'connected', 'disconnected', 'connecting', 'connected'])
     // retryNow and dropConnection do nothing in states they do not apply to.
     t.retryNow()
@@ -401,22 +394,22 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     const replicator = newReplicator()
     cleanups.push(() => replicator.stop())
     await replicator.attach(one.t)
-    await until('connected', [signal, s.signal], () => one.t.state === 'connected' && s.connections.size === 1)
+    await until(() => one.t.state === 'connected' && s.connections.size === 1, 'connected', { on: signalled(signal, s.signal) })
     expect(sockets()).toBeGreaterThan(baseline)
     await replicator.detach(one.t)
     expect(one.t.state).toBe('closed')
     expect(one.statuses).toEqual(['connecting', 'connected', 'disconnected'])
-    await until('the server to see the close', s.signal, () => s.connections.size === 0)
+    await until(() => s.connections.size === 0, 'the server to see the close', { on: signalled(s.signal) })
     expect(timers.pending.size).toBe(0)
     expect(one.t.hasTimers).toBe(false)
 
     // Dropped by the server, stopped while waiting to retry: the retry never happens.
     const two = transport(signal, options)
     await two.t.start({ peerJoined: () => {}, peerLeft: () => {}, message: () => {} })
-    await until('connected', [signal, s.signal], () => two.t.state === 'connected' && s.connections.size === 1)
+    await until(() => two.t.state === 'connected' && s.connections.size === 1, 'connected', { on: signalled(signal, s.signal) })
     timers.held = true
     s.terminateAll()
-    await until('waiting to retry', signal, () => two.t.state === 'waiting')
+    await until(() => two.t.state === 'waiting', 'waiting to retry', { on: signalled(signal) })
     expect(two.t.hasTimers).toBe(true)
     const createdBefore = created
     await two.t.stop()
@@ -434,7 +427,7 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     expect(three.t.state).toBe('closed')
     expect(timers.pending.size).toBe(0)
 
-    await until('the server to see every close', s.signal, () => s.connections.size === 0)
+    await until(() => s.connections.size === 0, 'the server to see every close', { on: signalled(s.signal) })
     expect(sockets()).toBe(baseline)
   })
 
@@ -475,14 +468,14 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
       },
     }
     await t.start(listener)
-    await until('connected', signal, () => t.state === 'connected')
+    await until(() => t.state === 'connected', 'connected', { on: signalled(signal) })
     expect(refused(() => t.send('relay', over))).toBe(true)
     expect(refused(() => t.broadcast(new Uint8Array(100)))).toBe(true)
     // At the limit a message goes out; the server applies the (empty) update and stays connected.
     expect(() => t.send('relay', step2)).not.toThrow()
     // Sync step 1 draws the server's step 2, exactly at the limit, so it is accepted.
     t.send('relay', encodeSyncStep1(empty))
-    await until('the server to answer', signal, () => received.some((m) => m[0] === 0 && m[1] === 1))
+    await until(() => received.some((m) => m[0] === 0 && m[1] === 1), 'the server to answer', { on: signalled(signal) })
     expect(errors).toEqual([])
     expect(t.state).toBe('connected')
   })
@@ -500,7 +493,7 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     cleanups.push(() => seeder.stop())
     const seed = transport(signal, { url: syncUrl(s.base, id) })
     await seeder.attach(seed.t)
-    await until('the seed to be synced', signal, () => seeder.isSynced('relay'))
+    await until(() => seeder.isSynced('relay'), 'the seed to be synced', { on: signalled(signal) })
     const { t, statuses } = transport(signal, {
       url: syncUrl(s.base, id),
       maxMessageBytes: 500,
@@ -514,7 +507,7 @@ describe('WebSocketTransport against the stock y-websocket server', () => {
     const replicator = newReplicator()
     cleanups.push(() => replicator.stop())
     await replicator.attach(t)
-    await until('the big message to be refused twice', signal, () => errors.filter((e) => isChorusError(e, 'too_large')).length >= 2)
+    await until(() => errors.filter((e) => isChorusError(e, 'too_large')).length >= 2, 'the big message to be refused twice', { on: signalled(signal) })
     expect(statuses.slice(0, 4)).toEqual(['connecting', 'connected', 'disconnected', 'connecting'])
     expect(t.attempts).toBeGreaterThanOrEqual(2)
   })

@@ -5,8 +5,8 @@
 import { join } from 'node:path'
 import { ESLint } from 'eslint'
 import { describe, expect, it } from 'vitest'
+import { ROOT } from '../support/paths.ts'
 
-const ROOT = join(import.meta.dirname, '..', '..')
 // The project's own config, with only the import rule (the type-aware rules need files that exist on disk).
 const eslint = new ESLint({
   cwd: ROOT,

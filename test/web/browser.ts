@@ -2,14 +2,14 @@
  * End-to-end helpers: the dashboard built with Vite into a temporary folder, a real relay serving it on
  * 127.0.0.1, and Debian's Chromium driven by playwright-core. A missing browser is an error, not a skip.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join as joinPath } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { build } from 'vite'
 import { Relay, silentLogger, type RelayOptions } from '@chorus/relay'
+import { ROOT } from '../support/paths.ts'
+import { makeTempDir } from '../support/temp.ts'
 
-const ROOT = joinPath(import.meta.dirname, '..', '..')
 
 /** Chromium's binary: Debian's package (`apt-get install -y chromium`) unless CHORUS_CHROMIUM names another. */
 export const CHROMIUM = process.env.CHORUS_CHROMIUM ?? '/usr/bin/chromium'
@@ -50,7 +50,8 @@ export interface DashboardFixture {
 }
 
 export async function dashboardFixture(options: Pick<RelayOptions, 'auth'> = {}): Promise<DashboardFixture> {
-  const dir = mkdtempSync(joinPath(tmpdir(), 'chorus-web-'))
+  const temp = makeTempDir('chorus-web-')
+  const dir = temp.path
   const dist = joinPath(dir, 'dist')
   await buildDashboard(dist)
   const relay = new Relay({ port: 0, dataDir: joinPath(dir, 'data'), logger: silentLogger, p2p: false, dashboard: dist, ...options })
@@ -82,7 +83,7 @@ export async function dashboardFixture(options: Pick<RelayOptions, 'auth'> = {})
       for (const c of contexts) await c.close()
       await browser.close()
       await relay.stop()
-      rmSync(dir, { recursive: true, force: true })
+      temp.remove()
     },
   }
 }

@@ -7,10 +7,10 @@ import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Auth } from '@chorus/relay'
 import { EVENT_TYPES, openRelaySpace, RESTRICTED_CHANNELS, type RelaySpace, type Space } from '@chorus/sync'
-import { codeOf, until } from '../relay/helpers.ts'
+import { Signal } from '@chorus/sync/testing'
+import { codeOf } from '../support/errors.ts'
+import { nextTurn, signalled, spaceUpdates, until } from '../support/wait.ts'
 import { dashboardFixture, join, messageTexts, screenshot, show, waitForStatus, type DashboardFixture, type WatchedPage } from './browser.ts'
-
-const WAIT_MS = 20_000
 
 let f: DashboardFixture
 const agents: RelaySpace[] = []
@@ -73,19 +73,19 @@ describe('the dashboard in Chromium', () => {
 
     await send(a.page, 'hello from Ada')
     await b.page.getByTestId('message').filter({ hasText: 'hello from Ada' }).waitFor()
-    await until(() => bot.space.messages.all().some((m) => m.from === 'ada' && m.content === 'hello from Ada' && m.channel === 'general'), 'the agent to get Ada’s message', WAIT_MS)
+    await until(() => bot.space.messages.all().some((m) => m.from === 'ada' && m.content === 'hello from Ada' && m.channel === 'general'), 'the agent to get Ada’s message', { on: spaceUpdates(bot.space) })
 
     botMember.send('build is red', { priority: 'urgent' })
     for (const p of [a, b]) await p.page.locator('[data-testid="message"][data-priority="urgent"][data-from="bot"]', { hasText: 'build is red' }).waitFor()
     await send(b.page, 'on it')
-    await until(() => bot.space.messages.all().some((m) => m.from === 'bob' && m.content === 'on it'), 'the agent to get Bob’s reply', WAIT_MS)
+    await until(() => bot.space.messages.all().some((m) => m.from === 'bob' && m.content === 'on it'), 'the agent to get Bob’s reply', { on: spaceUpdates(bot.space) })
 
     // A direct message reaches only its addressee; a reply goes back to the agent's inbox.
     botMember.send('Ada: your review, please', { to: 'ada' })
     await a.page.getByTestId('dm-bot').click()
     await a.page.getByTestId('message').filter({ hasText: 'your review, please' }).waitFor()
     await send(a.page, 'looking now')
-    await until(() => botMember.inbox().some((m) => m.from === 'ada' && m.to === 'bot' && m.content === 'looking now'), 'the agent’s inbox to hold Ada’s reply', WAIT_MS)
+    await until(() => botMember.inbox().some((m) => m.from === 'ada' && m.to === 'bot' && m.content === 'looking now'), 'the agent’s inbox to hold Ada’s reply', { on: spaceUpdates(bot.space) })
     await b.page.getByTestId('dm-bot').click()
     await b.page.getByTestId('message-count').filter({ hasText: /^0$/ }).waitFor()
     expect(await messageTexts(b.page)).toEqual([])
@@ -96,7 +96,7 @@ describe('the dashboard in Chromium', () => {
     await b.page.getByTestId('channel-human-only').click()
     await b.page.getByTestId('message').filter({ hasText: 'humans only here' }).waitFor()
     botMember.send('agents only here', { channel: 'ai-only' })
-    await until(() => bot.space.messages.all().some((m) => m.content === 'agents only here'), 'the agent’s own ai-only message', WAIT_MS)
+    await until(() => bot.space.messages.all().some((m) => m.content === 'agents only here'), 'the agent’s own ai-only message', { on: spaceUpdates(bot.space) })
     expect(RESTRICTED_CHANNELS['ai-only']).toBe('ai')
     for (const p of [a, b]) expect(await p.page.getByTestId('channel-ai-only').count()).toBe(0)
     expect(bot.space.messages.all().some((m) => m.content === 'humans only here')).toBe(false)
@@ -114,23 +114,43 @@ describe('the dashboard in Chromium', () => {
     const bot = await agent(space)
     const botMember = bot.space.member('bot')
     const ada = await f.open()
+    // Every lease request the page sends, as it leaves the browser.
+    const sent = { acquires: 0, signal: new Signal() }
+    ada.page.on('websocket', (ws) => {
+      if (!new URL(ws.url()).pathname.endsWith('/leases')) return
+      ws.on('framesent', ({ payload }) => {
+        if (typeof payload === 'string' && (JSON.parse(payload) as { op?: string }).op === 'acquire') sent.acquires++
+        sent.signal.notify()
+      })
+    })
     await join(ada.page, f.url, 'Ada', space)
     await show(ada.page, 'tasks')
-    // Each round the person clicks the claim button they see while the agent claims, a few ms before or after
-    // (negative: the agent first). The button is taken before the round starts, as the person sees it; both claims
-    // are in flight together and the relay decides. Who wins is not scripted.
-    const offsets = [0, 0, 0, 0, 2, -2, 5, -5, 10, -10, 20, -20]
+    // Each round the person clicks the claim button they see while the agent claims: in the same turn, or one
+    // after the other's request has gone out. The button is taken before the round starts, as the person sees it;
+    // both claims are in flight together and the relay decides. Who wins is not scripted.
+    const starts = ['together', 'together', 'together', 'together', 'agent', 'page', 'agent', 'page', 'agent', 'page', 'agent', 'page'] as const
     const winners: string[] = []
-    const later = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
-    for (const [round, offset] of offsets.entries()) {
+    for (const [round, first] of starts.entries()) {
       const task = botMember.createTask({ title: `race ${round}` })
       const card = ada.page.locator(`[data-testid="task"][data-id="${task.id}"]`)
       const button = await card.getByTestId('task-claim').elementHandle()
       if (button === null) throw new Error(`round ${round}: no claim button`)
-      const [agentResult] = await Promise.all([
-        later(-offset).then(() => codeOf(bot.space.tasks.claim(task.id, 'bot'))),
-        later(offset).then(() => button.dispatchEvent('click')),
-      ])
+      const agentClaims = (): Promise<string> => codeOf(bot.space.tasks.claim(task.id, 'bot'))
+      let agentResult: string
+      if (first === 'together') {
+        ;[agentResult] = await Promise.all([agentClaims(), button.dispatchEvent('click')])
+      } else if (first === 'agent') {
+        // The agent's request is written to its socket within the turn its claim starts.
+        const claimed = agentClaims()
+        await nextTurn()
+        await button.dispatchEvent('click')
+        agentResult = await claimed
+      } else {
+        const before = sent.acquires
+        await button.dispatchEvent('click')
+        await until(() => sent.acquires > before, `round ${round}: the page's claim to leave the browser`, { on: signalled(sent.signal) })
+        agentResult = await agentClaims()
+      }
       await ada.page.locator(`[data-testid="task"][data-id="${task.id}"][data-status="claimed"]`).waitFor()
       const lease = await f.relay.leases.holder(space, `task:${task.id}`)
       expect(lease?.holder === 'bot' || lease?.holder === 'ada', `round ${round}: a live lease`).toBe(true)
@@ -144,11 +164,10 @@ describe('the dashboard in Chromium', () => {
         expect(agentResult, `round ${round}`).toBe('conflict')
       }
       // Both replicas and the relay agree on the one holder.
-      await until(() => bot.space.tasks.get(task.id)?.claim?.holder === winner, `round ${round}: the agent to record ${winner}'s claim`, WAIT_MS)
+      await until(() => bot.space.tasks.get(task.id)?.claim?.holder === winner, `round ${round}: the agent to record ${winner}'s claim`, { on: spaceUpdates(bot.space) })
       await until(
         async () => (await pageReplica(ada.page, (s) => s.tasks.list().map((t) => [t.id, t.claim?.holder]))).some(([id, h]) => id === task.id && h === winner),
         `round ${round}: the page to record ${winner}'s claim`,
-        WAIT_MS,
       )
     }
     console.log(`claim race: the agent won ${winners.filter((w) => w === 'bot').length} of ${winners.length} rounds, the page ${winners.filter((w) => w === 'ada').length}`)
@@ -158,7 +177,7 @@ describe('the dashboard in Chromium', () => {
     if (mine !== undefined) {
       await ada.page.locator(`[data-testid="task"][data-id="${mine}"]`).getByTestId('task-complete').click()
       await ada.page.locator(`[data-testid="task"][data-id="${mine}"][data-status="completed"]`).waitFor()
-      await until(() => bot.space.tasks.get(mine)?.status === 'completed' && bot.space.tasks.get(mine)?.completedBy === 'ada', 'the agent to see Ada’s completion', WAIT_MS)
+      await until(() => bot.space.tasks.get(mine)?.status === 'completed' && bot.space.tasks.get(mine)?.completedBy === 'ada', 'the agent to see Ada’s completion', { on: spaceUpdates(bot.space) })
     }
     noProblems(ada)
   })
@@ -203,7 +222,7 @@ describe('the dashboard in Chromium', () => {
     botMember.send('written while Ada was away')
     await show(bob.page, 'proposals')
     await bob.page.locator(`[data-testid="proposal"][data-id="${proposal.id}"]`).getByTestId('vote-against').click()
-    await until(() => bot.space.proposals.get(proposal.id)?.votes.bob === 'against', 'Bob’s vote to reach the agent', WAIT_MS)
+    await until(() => bot.space.proposals.get(proposal.id)?.votes.bob === 'against', 'Bob’s vote to reach the agent', { on: spaceUpdates(bot.space) })
 
     await ada.context.setOffline(false)
     await waitForStatus(ada.page, 'online')
@@ -215,7 +234,7 @@ describe('the dashboard in Chromium', () => {
         return p?.votes.ada === 'for' && from.includes('written offline, one') && from.includes('written offline, two')
       },
       'the agent to get what Ada wrote offline',
-      WAIT_MS,
+      { on: spaceUpdates(bot.space) },
     )
     await card.locator('[data-testid="tally"][data-for="1"][data-against="1"]').waitFor()
     await show(ada.page, 'chat')
@@ -231,7 +250,7 @@ describe('the dashboard in Chromium', () => {
         participants: s.participants.list().map((p) => p.id),
       })
     const agentView = shared(bot.space)
-    for (const p of [ada, bob]) await until(async () => (await pageReplica(p.page, shared)) === agentView, 'the pages’ replicas to equal the agent’s', WAIT_MS)
+    for (const p of [ada, bob]) await until(async () => (await pageReplica(p.page, shared)) === agentView, 'the pages’ replicas to equal the agent’s')
     noProblems(ada, bob)
   })
 
@@ -245,8 +264,8 @@ describe('the dashboard in Chromium', () => {
     const card = ada.page.locator(`[data-testid="proposal"][data-id="${proposal.id}"]`)
     await card.filter({ hasText: 'Rotate the API keys' }).waitFor()
     await card.getByTestId('vote-for').click()
-    await until(() => bot.space.proposals.get(proposal.id)?.votes.ada === 'for', 'the agent to see Ada’s vote', WAIT_MS)
-    await until(() => bot.space.proposals.get(proposal.id)?.status === 'approved', 'the agent to see the proposal approved', WAIT_MS)
+    await until(() => bot.space.proposals.get(proposal.id)?.votes.ada === 'for', 'the agent to see Ada’s vote', { on: spaceUpdates(bot.space) })
+    await until(() => bot.space.proposals.get(proposal.id)?.status === 'approved', 'the agent to see the proposal approved', { on: spaceUpdates(bot.space) })
     await ada.page.locator(`[data-testid="proposal"][data-id="${proposal.id}"][data-status="approved"]`).waitFor()
     await card.locator('[data-testid="tally"][data-for="1"][data-against="0"]').waitFor()
     noProblems(ada)
@@ -286,7 +305,7 @@ describe('the dashboard in Chromium', () => {
     await ada.page.locator(`[data-testid="task"][data-id="${review.id}"][data-status="claimed"]`, { hasText: 'bot' }).waitFor()
     await ada.page.getByTestId('task-title').fill('Write the announcement')
     await ada.page.getByTestId('task-create').click()
-    await until(() => bot.space.tasks.list().some((t) => t.title === 'Write the announcement' && t.createdBy === 'ada'), 'the agent to see Ada’s task', WAIT_MS)
+    await until(() => bot.space.tasks.list().some((t) => t.title === 'Write the announcement' && t.createdBy === 'ada'), 'the agent to see Ada’s task', { on: spaceUpdates(bot.space) })
     await screenshot(ada.page, 'tasks')
 
     await show(ada.page, 'proposals')
@@ -307,7 +326,7 @@ describe('the dashboard in Chromium', () => {
     await ada.page.getByTestId('state-error').waitFor()
     await ada.page.getByTestId('state-value').fill('{ "day": "Friday" }')
     await ada.page.getByTestId('state-set').click()
-    await until(() => JSON.stringify(bot.space.state.get('launch')) === '{"day":"Friday"}', 'the agent to see Ada’s state', WAIT_MS)
+    await until(() => JSON.stringify(bot.space.state.get('launch')) === '{"day":"Friday"}', 'the agent to see Ada’s state', { on: spaceUpdates(bot.space) })
     await screenshot(ada.page, 'state')
 
     await show(ada.page, 'resources')
@@ -352,13 +371,13 @@ describe('the dashboard in Chromium', () => {
       const ada = await secured.open()
       await join(ada.page, secured.url, 'Ada Lovelace', 'team', 'ada-token-0123456789')
       await send(ada.page, 'signed in with a token')
-      await until(() => bot.space.messages.all().some((m) => m.from === 'ada.l' && m.content === 'signed in with a token'), 'the agent to get the message from ada.l', WAIT_MS)
+      await until(() => bot.space.messages.all().some((m) => m.from === 'ada.l' && m.content === 'signed in with a token'), 'the agent to get the message from ada.l', { on: spaceUpdates(bot.space) })
       expect(bot.space.participants.get('ada.l')?.name).toBe('Ada Lovelace')
       // Claims go through the relay's leases with the token too.
       const task = bot.space.member('bot').createTask({ title: 'Check the token path' })
       await show(ada.page, 'tasks')
       await ada.page.locator(`[data-testid="task"][data-id="${task.id}"]`).getByTestId('task-claim').click()
-      await until(async () => (await secured.relay.leases.holder('team', `task:${task.id}`))?.holder === 'ada.l', 'the relay to grant ada.l the claim', WAIT_MS)
+      await until(async () => (await secured.relay.leases.holder('team', `task:${task.id}`))?.holder === 'ada.l', 'the relay to grant ada.l the claim')
       noProblems(ada)
       // Chromium logs the refused /whoami itself.
       expect(stranger.problems.filter((p) => !/^error: Failed to load resource: the server responded with a status of 401 \(Unauthorized\) \(http:\/\/127\.0\.0\.1:\d+\/whoami\)$/.test(p))).toEqual([])

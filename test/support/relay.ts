@@ -1,52 +1,15 @@
 /**
- * Test helpers for the relay: relays on 127.0.0.1 port 0 with a temporary data folder, stock y-websocket
- * providers, raw `ws` clients, and `until`, which waits for a condition with a deadline instead of sleeping.
+ * Relays in the test's own process: on 127.0.0.1 port 0 with a temporary data folder, with stock y-websocket
+ * providers and raw `ws` clients to talk to them, all stopped and removed by `teardown()`.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { beforeEach, onTestFinished } from 'vitest'
 import { WebSocket as WsClient, type ClientOptions } from 'ws'
 import * as Y from 'yjs'
-import * as lib0prng from 'lib0/prng'
 import { WebsocketProvider } from 'y-websocket'
 import { Relay, silentLogger, type RelayHealth, type RelayOptions } from '@chorus/relay'
-import { isChorusError } from '@chorus/sync'
-
-/** Polls `condition` every few milliseconds until it holds; fails with `what` after `timeoutMs`. */
-export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await condition()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-/** The ChorusError code `p` rejects with, or 'ok' when it resolves (any other error fails the test). */
-export async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-    return 'ok'
-  } catch (e) {
-    if (isChorusError(e)) return e.code
-    throw e
-  }
-}
-
-/** Resolves with the first `event` emitted by `emitter`, or fails after `timeoutMs`. */
-export function nextEvent<T extends unknown[]>(
-  emitter: { once(event: string, f: (...args: T) => void): unknown },
-  event: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${event}`)), timeoutMs)
-    emitter.once(event, (...args: T) => {
-      clearTimeout(timer)
-      resolve(args)
-    })
-  })
-}
+import { forwarding } from './forwarding.ts'
+import { makeTempDir } from './temp.ts'
+import { nextEvent } from './wait.ts'
 
 export interface Fixture {
   dir: string
@@ -57,7 +20,8 @@ export interface Fixture {
 }
 
 export function fixture(): Fixture {
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-relay-'))
+  const temp = makeTempDir('chorus-relay-')
+  const dir = temp.path
   const relays: Relay[] = []
   const providers: WebsocketProvider[] = []
   const raws: WsClient[] = []
@@ -88,9 +52,31 @@ export function fixture(): Fixture {
       }
       for (const ws of raws.splice(0)) ws.terminate()
       for (const relay of relays.splice(0)) await relay.stop()
-      rmSync(dir, { recursive: true, force: true })
+      temp.remove()
     },
   }
+}
+
+/** A fixture torn down when the running test has finished (after its afterEach hooks). Call it in the test. */
+export function fixtureForTest(): Fixture {
+  const f = fixture()
+  onTestFinished(() => f.teardown())
+  return f
+}
+
+/**
+ * A fresh fixture for each test of the calling file (or `describe`), torn down once the test and all its
+ * afterEach hooks have run, so those hooks can still stop what used its relays.
+ */
+export function fixturePerTest(): Fixture {
+  let current: Fixture | undefined
+  beforeEach(() => {
+    current = fixtureForTest()
+  })
+  return forwarding(() => {
+    if (current === undefined) throw new Error('the relay fixture is there only while a test runs')
+    return current
+  })
 }
 
 export const wsUrl = (url: string): string => url.replace(/^http/, 'ws')
@@ -112,14 +98,8 @@ export async function opened(ws: WsClient): Promise<void> {
 }
 
 /** The close code and reason of `ws`. */
-export async function closed(ws: WsClient, timeoutMs = 5_000): Promise<{ code: number; reason: string }> {
+export async function closed(ws: WsClient): Promise<{ code: number; reason: string }> {
   if (ws.readyState === ws.CLOSED) throw new Error('already closed')
-  const [code, reason] = await nextEvent<[number, Buffer]>(ws, 'close', timeoutMs)
+  const [code, reason] = await nextEvent<[number, Buffer]>(ws, 'close')
   return { code, reason: reason.toString() }
-}
-
-/** A seeded random source in [0, 1) (lib0's PRNG): the same seed gives the same run, so a failure can be replayed. */
-export function prng(seed: number): () => number {
-  const gen = lib0prng.create(seed)
-  return () => lib0prng.real53(gen)
 }
