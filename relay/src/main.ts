@@ -39,13 +39,13 @@ if (parsed.help) {
       dataDir: config.dataDir,
       storage: config.storage,
       insecure: config.insecure,
-      ...(config.p2p === undefined ? {} : { p2p: config.p2p === false ? false : { listen: config.p2p } }),
+      p2p: config.p2p === undefined || config.p2p === false ? config.p2p : { listen: config.p2p },
       logger: stderrLogger,
-      ...(config.tokensFile === undefined ? {} : { auth: Auth.fromFile(config.tokensFile) }),
-      ...(config.tls === undefined ? {} : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
-      ...(config.defaultSpace === undefined ? {} : { defaultSpace: config.defaultSpace }),
-      ...(config.rateLimit === undefined ? {} : { rateLimit: { ratePerSecond: config.rateLimit, burst: 2 * config.rateLimit } }),
-      ...(config.dashboard === undefined ? {} : { dashboard: config.dashboard }),
+      auth: config.tokensFile === undefined ? undefined : Auth.fromFile(config.tokensFile),
+      tls: config.tls === undefined ? undefined : { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+      defaultSpace: config.defaultSpace,
+      rateLimit: config.rateLimit === undefined ? undefined : { ratePerSecond: config.rateLimit, burst: 2 * config.rateLimit },
+      dashboard: config.dashboard,
     })
   } catch (e) {
     process.stderr.write(`chorus relay: ${e instanceof Error ? e.message : String(e)}\n`)

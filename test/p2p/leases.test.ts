@@ -39,7 +39,7 @@ async function agent(url: string, space: string, id: string): Promise<{ peer: Ch
 }
 
 const client = (a: Awaited<ReturnType<typeof agent>>, clock?: ManualClock): RelayLeaseClient => {
-  const c = peerLeaseClient(a.peer, { relay: a.relay, membership: a.membership, ...(clock === undefined ? {} : { clock }) })
+  const c = peerLeaseClient(a.peer, { relay: a.relay, membership: a.membership, clock })
   clients.push(c)
   return c
 }

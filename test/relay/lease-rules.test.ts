@@ -102,7 +102,7 @@ interface Replica {
 
 /** A Space on its own clock that syncs its main document through the relay when online. */
 function replica(url: string, clock: Clock, leases?: RelayLeaseClient): Replica {
-  const space = new Space({ id: SPACE, clock, ...(leases === undefined ? {} : { leases }) })
+  const space = new Space({ id: SPACE, clock, leases })
   let connection: SpaceConnection | undefined
   const r: Replica = {
     space,

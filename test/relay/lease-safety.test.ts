@@ -95,7 +95,7 @@ class Harness {
     return this.attempt(async () => {
       if (via === 'direct') return this.leases.renew(grant, duration)
       if (via === 'ws') return this.client(grant.holder).renew(grant, duration)
-      return this.rest(`/spaces/${grant.space}/leases/renew`, { grant, ...(duration === undefined ? {} : { duration }) }).then((b) => b.grant as LeaseGrant)
+      return this.rest(`/spaces/${grant.space}/leases/renew`, { grant, duration }).then((b) => b.grant as LeaseGrant)
     })
   }
 

@@ -72,7 +72,7 @@ const run = async (seed: number): Promise<void> => {
           const others = s.participants.list().filter((p) => p.id !== me)
           const channel = pick(CHANNELS)
           const to = chance(0.3) && others.length > 0 ? pick(others).id : undefined
-          s.messages.send({ from: me, content: `m${step} from ${me}`, channel, priority: pick(PRIORITIES), ...(to === undefined ? {} : { to }) })
+          s.messages.send({ from: me, content: `m${step} from ${me}`, channel, priority: pick(PRIORITIES), to })
           break
         }
         case 5:

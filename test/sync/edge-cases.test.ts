@@ -5,7 +5,7 @@ import { ChorusError, CollaborationHub, LocalLeaseClient, ManualClock, Space, ty
 
 /** Two replicas joined by hand: `sync()` exchanges everything both ways. */
 const twin = (clock = new ManualClock(), leases?: LocalLeaseClient): { a: Space; b: Space; sync: () => void } => {
-  const opts = { id: 'twin', clock, ...(leases === undefined ? {} : { leases }) }
+  const opts = { id: 'twin', clock, leases }
   const a = new Space(opts)
   const b = new Space(opts)
   const sync = (): void => {
