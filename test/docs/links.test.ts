@@ -176,12 +176,14 @@ describe('the repository stands alone', () => {
       'img.png',
       '../E.md',
     ])
-    expect(mdNames('see (NOWHERE.md, docs/LEASES.md) and https://example.org/README.md, not *.md')).toEqual(['NOWHERE.md', 'docs/LEASES.md'])
-    expect(brokenLink('docs/LEASES.md', 'NOWHERE.md')).toBe('no such file in the repository')
+    // A name no file has, put together so that this file does not itself cite it.
+    const missing = ['NOWHERE', 'md'].join('.')
+    expect(mdNames(`see (${missing}, docs/LEASES.md) and https://example.org/README.md, not *.md`)).toEqual([missing, 'docs/LEASES.md'])
+    expect(brokenLink('docs/LEASES.md', missing)).toBe('no such file in the repository')
     expect(brokenLink('docs/LEASES.md', '../../outside.md')).toBe('points outside the repository')
     expect(brokenLink('docs/LEASES.md', '#the-rules')).toBeUndefined()
     expect(brokenLink('docs/LEASES.md', '#no-such-heading')).toBe('docs/LEASES.md has no heading #no-such-heading')
-    expect(holds('NOWHERE.md')).toBe(false)
+    expect(holds(missing)).toBe(false)
     expect(holds('docs/LEASES.md')).toBe(true)
     expect(holds('../docs/PROTOCOL.md')).toBe(true)
     const code = codeTexts('x.test.ts', "/** per A.md */\nconst s = 'B.md' // C.md\ndescribe('as D.md says', () => { it.each([1])('E.md %i', () => {}) })\n")
