@@ -17,7 +17,6 @@ import {
   ChorusError,
   checkId,
   mayReadMessage,
-  mayUseChannel,
   PARTICIPANT_KINDS,
   RESTRICTED_CHANNELS,
   restrictedChannelOf,
@@ -225,8 +224,7 @@ export function feedReader(space: Space, caller: Caller, named: string | undefin
 /** Throws `forbidden` unless `viewer` (undefined: nobody in particular) may read `channel` at all. */
 export function checkChannel(viewer: Viewer | undefined, channel: string): void {
   // A broadcast on the channel: what every reader of the channel may read.
-  const readable = viewer === undefined ? mayReadMessage(undefined, { channel, from: '' }) : mayUseChannel(viewer, channel)
-  if (readable) return
+  if (mayReadMessage(viewer, { channel, from: '' })) return
   const only = RESTRICTED_CHANNELS[channel as RestrictedChannel]
   throw new ChorusError(
     'forbidden',
